@@ -1,0 +1,360 @@
+// Tier 3 over real HTTP: a small node:http server on a free loopback port plays each situation.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  createSession,
+  evaluateXPath,
+  fastNodes,
+  fetchData,
+  fetchOne,
+  fetchPage,
+  HttpError,
+  matchAll,
+  parseHtml,
+  post,
+  queryOne,
+  RequestError,
+  type RequestRecord,
+  stringValue,
+  submitForm,
+} from "../lib/fetchData.ts";
+
+const texts = (value: unknown) => (value as Node[]).map(stringValue);
+const names = (value: unknown) => (value as Element[]).map((n) => n.localName);
+
+describe("parseHtml() builds the tree a browser builds", () => {
+  const doctypes = {
+    "HTML5": "<!DOCTYPE html>",
+    "lower case": "<!doctype html>",
+    "HTML 4.01": '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">',
+    "none": "",
+    "a BOM first": "\uFEFF<!DOCTYPE html>",
+    "a comment first": "<!-- generated --><!DOCTYPE html>",
+  };
+  for (const [name, doctype] of Object.entries(doctypes)) {
+    test(`XPath finds the page with ${name} doctype`, () => {
+      const doc = parseHtml(`${doctype}<title>T</title><table><tr class="thread"><td>1</td></tr></table>`);
+      assert.equal(evaluateXPath(doc, "count(//html:tr[@class='thread'])"), 1);
+      assert.equal(evaluateXPath(doc, "string(/html/head/title)"), "T");
+    });
+  }
+
+  test("a table without tbody gets one, so XPath copied from developer tools works", () => {
+    const doc = parseHtml("<table><tr><td>a1<td>a2<tr><td>b1<td>b2</table>");
+    assert.deepEqual(texts(evaluateXPath(doc, "/html/body/table/tbody/tr[2]/td[1]")), ["b1"]);
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:table/html:tbody/html:tr[1]/html:td[2]")), ["a2"]);
+  });
+
+  test("a table with an explicit tbody and thead keeps them", () => {
+    const doc = parseHtml("<table><thead><tr><th>h</th></tr></thead><tbody><tr><td>x</td></tr></tbody></table>");
+    assert.deepEqual(names(evaluateXPath(doc, "/html/body/table/*")), ["thead", "tbody"]);
+  });
+
+  test("unclosed td, tr, p and li are closed where a browser closes them", () => {
+    const doc = parseHtml("<p>one<p>two<ul><li>a<li>b</ul><table><tr><td>1<td>2<tr><td>3</table>");
+    assert.equal(evaluateXPath(doc, "count(/html/body/p)"), 2);
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:li")), ["a", "b"]);
+    assert.equal(evaluateXPath(doc, "count(//html:tr)"), 2);
+    assert.equal(evaluateXPath(doc, "count(//html:tr[1]/html:td)"), 2);
+  });
+
+  test("misnested formatting is mended by the adoption agency", () => {
+    const doc = parseHtml("<p>1<b>2<i>3</b>4</i>5</p>");
+    assert.equal(evaluateXPath(doc, "string(/html/body/p/html:i)"), "4");
+    assert.equal(evaluateXPath(doc, "string(//html:b/html:i)"), "3");
+  });
+
+  test("content misplaced in a table is fostered out before it", () => {
+    const doc = parseHtml("<table><tr><td>in</td></tr>out</table>");
+    assert.deepEqual(
+      (evaluateXPath(doc, "/html/body/node()") as Node[]).map((n) => n.nodeName.toLowerCase()),
+      ["#text", "table"],
+    );
+    assert.equal(evaluateXPath(doc, "string(/html/body/text())"), "out");
+  });
+
+  test("upper-case tags and attributes are matched in lower case", () => {
+    const doc = parseHtml('<TABLE CLASS="Threads"><TR ID=r1><TD>x</TD></TR></TABLE>');
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:table[@class='Threads']//html:tr[@id='r1']/html:td")), ["x"]);
+    assert.deepEqual(texts(evaluateXPath(doc, "//TABLE//TD")), ["x"]);
+  });
+
+  test("entities in text and attributes are decoded and text is one node", () => {
+    const doc = parseHtml(
+      '<a title="Tom &amp; Jerry&#39;s &quot;show&quot;" href="x?a=1&amp;b=2">Tom &amp; Jerry &lt;3 &eacute;</a>',
+    );
+    assert.equal(evaluateXPath(doc, "count(//html:a[text()=$t])", { t: "Tom & Jerry <3 é" }), 1);
+    assert.equal(evaluateXPath(doc, "count(//html:a/text())"), 1);
+    assert.equal(evaluateXPath(doc, "string(//html:a[@title=$t]/@href)", { t: `Tom & Jerry's "show"` }), "x?a=1&b=2");
+  });
+
+  test("empty and valueless attributes are present with an empty value", () => {
+    const doc = parseHtml('<input disabled><input value=""><input>');
+    assert.equal(evaluateXPath(doc, "count(//html:input[@disabled])"), 1);
+    assert.equal(evaluateXPath(doc, "count(//html:input[@value=''])"), 1);
+    assert.equal(evaluateXPath(doc, "string(//html:input/@disabled)"), "");
+  });
+
+  test("svg and math keep their namespaces; html: does not match them", () => {
+    const doc = parseHtml("<svg><circle r=1></circle></svg><math><mi>x</mi></math>");
+    assert.equal(evaluateXPath(doc, "count(//html:circle)"), 0);
+    assert.equal(
+      evaluateXPath(doc, "namespace-uri(//*[local-name()='circle'])"),
+      "http://www.w3.org/2000/svg",
+    );
+    assert.equal(evaluateXPath(doc, "namespace-uri(//*[local-name()='mi'])"), "http://www.w3.org/1998/Math/MathML");
+  });
+
+  test("the doctype is kept on the document", () => {
+    const doc = parseHtml('<!DOCTYPE html PUBLIC "-//W3C//DTD HTML 4.01//EN" ""><p>x');
+    assert.equal(doc.doctype?.name, "html");
+    assert.equal(doc.doctype?.publicId, "-//W3C//DTD HTML 4.01//EN");
+  });
+
+  test("nodes are built by parseHtml's own constructors for this linkedom version", () => {
+    assert.equal(fastNodes, true, "linkedom changed its node fields: update the constructors in lib/fetchData.ts");
+    const doc = parseHtml('<p class="a b">x</p>');
+    const p = doc.querySelector("p")!;
+    assert.equal(p.classList.contains("b"), true);
+    assert.equal(p.textContent, "x");
+    assert.equal(p.outerHTML, '<p class="a b">x</p>');
+  });
+});
+
+describe("evaluateXPath()", () => {
+  const doc = parseHtml(`<h1>Forums</h1>
+    <table id=t1><tr><td>1</td><td><table id=inner><tr><td>2</td></tr></table></td></tr></table>
+    <p>3</p><table id=t2><tr><td>4</td></tr></table>`);
+
+  test("node-sets come back in document order across depths and tables", () => {
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:td[not(html:table)]")), ["1", "2", "4"]);
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:p | //html:table[@id='t2']//html:td | //html:h1")), [
+      "Forums",
+      "3",
+      "4",
+    ]);
+    assert.deepEqual(texts(evaluateXPath(doc, "(//html:td)[last()] | (//html:td)[2]")), ["2", "4"]);
+  });
+
+  test("positional predicates after // keep their per-parent meaning", () => {
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:tr/html:td[1]")), ["1", "2", "4"]);
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:td[1]")), ["1", "2", "4"]);
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:td[position()=2]")), ["2"]);
+  });
+
+  test("every result type: number, string, boolean, node-set, attributes", () => {
+    assert.equal(evaluateXPath(doc, "count(//html:table)"), 3);
+    assert.equal(evaluateXPath(doc, "string(//html:h1)"), "Forums");
+    assert.equal(evaluateXPath(doc, "boolean(//html:p)"), true);
+    assert.equal(evaluateXPath(doc, "//html:p = '3'"), true);
+    assert.equal(evaluateXPath(doc, "1 div 0"), Infinity);
+    assert.deepEqual(texts(evaluateXPath(doc, "//html:table/@id")), ["t1", "inner", "t2"]);
+    assert.deepEqual(evaluateXPath(doc, "//html:nothing"), []);
+  });
+
+  test("a value with both quotes goes in as a variable and cannot inject", () => {
+    const tricky = `It's "quoted"`;
+    const page = parseHtml(`<a>${tricky.replace(/"/g, "&quot;")}</a><a>x</a>`);
+    assert.equal(evaluateXPath(page, "count(//html:a[text()=$t])", { t: tricky }), 1);
+    assert.equal(evaluateXPath(page, "count(//html:a[text()=$t])", { t: "' or '1'='1" }), 0);
+  });
+
+  test("a syntax error names the query", () => {
+    assert.throws(
+      () => evaluateXPath(doc, "//html:tr[@class='thread'"),
+      /Invalid XPath "\/\/html:tr\[@class='thread'"/,
+    );
+    assert.throws(() => evaluateXPath(doc, "//x:tr"), /Cannot evaluate XPath "\/\/x:tr": .*x/);
+    assert.throws(() => evaluateXPath(doc, "//html:h1[text()=$missing]"), /Cannot evaluate XPath .*missing/);
+  });
+
+  test("a query on a part of the page answers relative to it", () => {
+    const inner = (evaluateXPath(doc, "//html:table[@id='inner']") as Node[])[0];
+    assert.deepEqual(texts(evaluateXPath(inner, ".//html:td")), ["2"]);
+    assert.equal(evaluateXPath(inner, "count(ancestor::html:table)"), 1);
+  });
+});
+
+describe("the regex stage", () => {
+  const doc = parseHtml('<a href="thread?id=12">A</a><a href="thread?id=7">B</a><a href="forum">C</a>');
+  test("matches keep their groups, and values that do not match are left out", () => {
+    const matches = matchAll(evaluateXPath(doc, "//html:a/@href"), /id=(\d+)/);
+    assert.deepEqual(matches.map((m) => m[1]), ["12", "7"]);
+  });
+  test("no match answers an empty list", () => {
+    assert.deepEqual(matchAll(evaluateXPath(doc, "//html:a/@href"), "nothing"), []);
+  });
+  test("a number or string result is matched as text", () => {
+    assert.equal(matchAll(evaluateXPath(doc, "count(//html:a)"), /^\d$/)[0][0], "3");
+  });
+});
+
+describe("over HTTP", () => {
+  let base = "";
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url!, "http://x");
+    const html = (status: number, body: string, headers: Record<string, string | string[]> = {}) => {
+      res.writeHead(status, { "content-type": "text/html; charset=utf-8", ...headers });
+      res.end(body);
+    };
+    switch (url.pathname) {
+      case "/app/forum":
+        return html(200, `<table><tr class=thread><td>${url.searchParams.get("id")}</td></tr></table>`);
+      case "/app/echo":
+        return html(200, `<p class=cookie>${req.headers.cookie ?? ""}</p><p class=query>${url.search}</p>`);
+      case "/app/set":
+        return html(200, "ok", {
+          "set-cookie": ["sid=abc; Path=/app; HttpOnly", "lang=en; Max-Age=3600", "other=1; Path=/elsewhere"],
+        });
+      case "/app/drop":
+        return html(200, "ok", { "set-cookie": ["lang=; Max-Age=0", "sid=; Expires=Thu, 01 Jan 1970 00:00:00 GMT"] });
+      case "/app/broken":
+        return html(500, "<h1>Internal error</h1><p class=error>database is down</p>");
+      case "/app/private":
+        return html(302, "", { location: "login?next=private" });
+      case "/app/login":
+        if (req.method === "POST") {
+          let body = "";
+          req.on("data", (c) => body += c);
+          req.on("end", () => {
+            const form = new URLSearchParams(body);
+            if (form.get("csrf") !== "t0k") return html(403, "<p class=error>Missing CSRF token</p>");
+            html(303, "", { location: "home", "set-cookie": `user=${form.get("user")}; Path=/` });
+          });
+          return;
+        }
+        return html(
+          200,
+          `<h1>Log in</h1><form method=post action=login><input type=hidden name=csrf value=t0k>
+          <input name=user><input type=submit name=go value=Go></form>`,
+        );
+      case "/app/home":
+        return html(200, `<p class=who>${req.headers.cookie}</p>`);
+      case "/app/latin1":
+        res.writeHead(200, { "content-type": "text/html; charset=windows-1252" });
+        return res.end(
+          Buffer.from([0x3c, 0x70, 0x3e, 0x43, 0x61, 0x66, 0xe9, 0x20, 0x80, 0x35, 0x3c, 0x2f, 0x70, 0x3e]),
+        );
+      case "/app/meta1252":
+        res.writeHead(200, { "content-type": "text/html" });
+        return res.end(
+          Buffer.concat([Buffer.from('<meta charset="windows-1252"><p>'), Buffer.from([0x93, 0x68, 0x69, 0x94])]),
+        );
+      case "/app/slow":
+        return setTimeout(() => html(200, "late"), 2000).unref();
+      default:
+        return html(404, "<p>no such page</p>");
+    }
+  });
+  before(async () => {
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/app/`;
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  test("fetchData() answers the seed's count query, params in the query string", async () => {
+    const session = createSession(base);
+    assert.equal(await fetchData(session, "forum", "count(//html:tr[@class='thread'])", undefined, { id: 3 }), 1);
+    assert.deepEqual(await fetchData(session, "forum", "//html:td", /(\d)/, { id: 7 }).then((m) => m[0][1]), "7");
+    assert.equal(
+      await fetchOne(session, "echo", "//html:p[@class='query']", undefined, { a: "x y", b: "&" }),
+      "?a=x+y&b=%26",
+    );
+  });
+
+  test("cookies: several kept, scoped by path, removed by Max-Age=0 or a past Expires", async () => {
+    const session = createSession(base);
+    await fetchPage(session, "set");
+    assert.equal(await fetchOne(session, "echo", "//html:p[@class='cookie']"), "sid=abc; lang=en");
+    await fetchPage(session, "drop");
+    assert.equal(await fetchOne(session, "echo", "//html:p[@class='cookie']"), "");
+  });
+
+  test("a raw cookie string works as the session, as in the seed", async () => {
+    assert.equal(await fetchOne("sid=raw; x=1", base + "echo", "//html:p[@class='cookie']"), "sid=raw; x=1");
+  });
+
+  test("a non-200 throws an error with the method, URL, status and the page's text", async () => {
+    const error = await fetchData(createSession(base), "broken", "//html:p").catch((e) => e);
+    assert.ok(error instanceof HttpError);
+    assert.equal(error.status, 500);
+    assert.equal(error.url, base + "broken");
+    assert.match(
+      error.message,
+      /^GET http:\/\/127\.0\.0\.1:\d+\/app\/broken answered 500 Internal Server Error: Internal error database is down$/,
+    );
+    assert.match(error.body, /<p class=error>database is down/);
+  });
+
+  test("a redirect is followed and the final URL shows the bounce to the login page", async () => {
+    const page = await fetchPage(createSession(base), "private");
+    assert.equal(page.url, base + "login?next=private");
+    assert.equal(evaluateXPath(page.document, "string(//html:h1)"), "Log in");
+  });
+
+  test("submitForm() posts the form's hidden fields, follows the 303 and keeps its cookie", async () => {
+    const session = createSession(base);
+    const form = await fetchPage(session, "login");
+    const home = await submitForm(session, form, "//html:form", { user: "p1" });
+    assert.equal(home.url, base + "home");
+    assert.equal(queryOne(home, "//html:p[@class='who']"), "user=p1");
+  });
+
+  test("post() without the hidden token is refused with the server's message", async () => {
+    await assert.rejects(
+      post(createSession(base), "login", { user: "p1" }),
+      /POST .*\/app\/login answered 403 Forbidden: Missing CSRF token/,
+    );
+  });
+
+  test("a windows-1252 page is decoded by its header or its meta tag", async () => {
+    const session = createSession(base);
+    assert.equal(await fetchOne(session, "latin1", "//html:p"), "Café €5");
+    assert.equal(await fetchOne(session, "meta1252", "//html:p"), "\u201chi\u201d");
+  });
+
+  test("fetchOne() names the URL, query and regex when it finds none or several", async () => {
+    const session = createSession(base);
+    await assert.rejects(fetchOne(session, "forum?id=1", "//html:td", /id=(\d+)/), (e: Error) => {
+      assert.match(
+        e.message,
+        /Expected exactly one result on http:.*\/app\/forum\?id=1 for \/\/html:td cut by \/id=\(\\d\+\)\/, found 0/,
+      );
+      return true;
+    });
+    await assert.rejects(fetchOne(session, "echo", "//html:p"), /found 2: "", "\?"|found 2/);
+  });
+
+  test("a request has a timeout and names what it was waiting for", async () => {
+    const records: RequestRecord[] = [];
+    const session = createSession(base, { timeoutMs: 200, onRequest: (r) => records.push(r) });
+    const error = await fetchPage(session, "slow").catch((e) => e);
+    assert.ok(error instanceof RequestError);
+    assert.match(error.message, /GET .*\/app\/slow failed: no answer within 200 ms/);
+    assert.equal(records.length, 1);
+    assert.equal(records[0].status, 0);
+  });
+
+  test("a refused connection is a RequestError naming the URL", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    await assert.rejects(
+      fetchPage(createSession(`http://127.0.0.1:${port}/`), "x"),
+      /GET http:\/\/127\.0\.0\.1:\d+\/x failed: /,
+    );
+  });
+
+  test("the session reports every request, redirects included, to its observer", async () => {
+    const records: RequestRecord[] = [];
+    await fetchPage(createSession(base, { onRequest: (r) => records.push(r) }), "private");
+    assert.deepEqual(records.map((r) => r.status), [302, 200]);
+    assert.ok(records.every((r) => r.ms >= 0));
+  });
+});
