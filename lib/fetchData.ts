@@ -409,6 +409,12 @@ export function queryOne(page: Page, xpathQuery: string, regex?: RegExp | string
   return found[0];
 }
 
+/** The trimmed string value of every node `xpathQuery` selects on a page already fetched. */
+export function queryAll(page: Page, xpathQuery: string, variables?: Variables): string[] {
+  const value = evaluateXPath(page.document, xpathQuery, variables);
+  return (Array.isArray(value) ? value.map(stringValue) : [String(value)]).map((text) => text.trim());
+}
+
 /** The seed's regex stage: each value matched against `regex`; the matches, with groups, of those that matched. */
 export function matchAll(value: XPathValue, regex: RegExp | string): RegExpExecArray[] {
   const pattern = typeof regex === "string"

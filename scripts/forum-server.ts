@@ -16,7 +16,7 @@ import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { arch, platform, tmpdir, userInfo } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import pg from "pg";
 
 export interface ForumOptions {
@@ -35,7 +35,13 @@ export interface ForumOptions {
   scryptCost?: number;
   /** Where progress lines go. Default: stderr. */
   log?: (line: string) => void;
+  /** Deliberate bugs, to prove that a test suite notices them. */
+  faults?: Fault[];
 }
+
+/** The bugs `--fault` plants: replies answered but not stored, titles not escaped, counts not kept. */
+export const FAULTS = ["drop-replies", "unescaped-titles", "stale-counts"] as const;
+export type Fault = typeof FAULTS[number];
 
 export interface RunningForum {
   url: string;
@@ -479,9 +485,10 @@ function send(ctx: Context, status: number, html: string): void {
 }
 
 function redirect(ctx: Context, location: string): void {
+  const target = new URL(location, ctx.url);
   ctx.res.writeHead(303, {
     ...ctx.headers,
-    location: new URL(location, ctx.url).pathname + new URL(location, ctx.url).search,
+    location: target.pathname + target.search + target.hash,
   });
   ctx.res.end();
 }
@@ -538,6 +545,7 @@ function safeNext(next: string | undefined): string {
 }
 
 interface App {
+  faults: Set<Fault>;
   pool: pg.Pool;
   secret: Buffer;
   scryptCost: number;
@@ -601,6 +609,10 @@ function checkCsrf(ctx: Context, form: Map<string, string>): void {
 }
 
 type Route = (app: App, ctx: Context) => Promise<void>;
+
+function titleHtml(app: App, title: string): string {
+  return app.faults.has("unescaped-titles") ? title : escapeHtml(title);
+}
 
 const routes: Record<string, { GET?: Route; POST?: Route }> = {
   "": {
@@ -683,7 +695,7 @@ ${rows}
         [forumId],
       );
       const rows = threads.rows.map((t) =>
-        `<tr class="thread"><th class="subject"><a href="thread?id=${t.id}">${escapeHtml(t.title)}</a></th>` +
+        `<tr class="thread"><th class="subject"><a href="thread?id=${t.id}">${titleHtml(app, t.title)}</a></th>` +
         `<td class="author">${escapeHtml(t.username)}</td><td class="posts">${t.post_count}</td></tr>`
       ).join("\n");
       const { name, thread_count } = forum.rows[0];
@@ -743,7 +755,7 @@ ${csrfInput(ctx)}<input type="hidden" name="thread" value="${threadId}">
           ctx,
           title,
           `<p class="breadcrumb"><a class="forum" href="forum?id=${forum_id}">${escapeHtml(name)}</a></p>
-<h1 class="title">${escapeHtml(title)}</h1>
+<h1 class="title">${titleHtml(app, title)}</h1>
 <p><span class="post-count">${post_count}</span> posts</p>
 <div class="posts">
 ${list}
@@ -779,8 +791,13 @@ ${reply}`,
       const body = field(form, "body", "Reply", LIMITS.body);
       const client = await app.pool.connect();
       try {
+        if (app.faults.has("drop-replies")) return redirect(ctx, `thread?id=${threadId}`);
         await client.query("BEGIN");
-        const thread = await client.query("UPDATE threads SET post_count = post_count + 1 WHERE id = $1", [threadId]);
+        const increment = app.faults.has("stale-counts") ? 0 : 1;
+        const thread = await client.query("UPDATE threads SET post_count = post_count + $2 WHERE id = $1", [
+          threadId,
+          increment,
+        ]);
         if (thread.rowCount === 0) {
           await client.query("ROLLBACK");
           throw new HttpProblem(404, `There is no thread with id ${threadId}`);
@@ -883,7 +900,13 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
     if (maxConnections < poolSize) {
       log(`warning: PostgreSQL allows ${maxConnections} connections, fewer than the pool's ${poolSize}`);
     }
-    const app: App = { pool, secret: randomBytes(32), scryptCost: options.scryptCost ?? DEFAULTS.scryptCost, basePath };
+    const app: App = {
+      faults: new Set(options.faults),
+      pool,
+      secret: randomBytes(32),
+      scryptCost: options.scryptCost ?? DEFAULTS.scryptCost,
+      basePath,
+    };
     await prepare(pool, app.scryptCost);
 
     let inFlight = 0;
@@ -969,6 +992,7 @@ export async function main(argv = process.argv): Promise<void> {
       DEFAULTS.scryptCost,
     )
     .option("--json", "print one JSON line with url, databaseUrl and maxConnections when ready")
+    .addOption(new Option("--fault <bug...>", "plant a bug, to see a test suite catch it").choices(FAULTS))
     .addHelpText(
       "after",
       `
@@ -978,7 +1002,7 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the dat
     )
     .parse(argv)
     .opts();
-  const forum = await startForum(options);
+  const forum = await startForum({ ...options, faults: options.fault });
   const stop = (signal: string) => {
     process.stderr.write(`${signal}: stopping\n`);
     forum.stop().then(() => {

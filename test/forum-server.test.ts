@@ -19,6 +19,7 @@ import {
   submitForm,
 } from "../lib/fetchData.ts";
 import { LIMITS, type RunningForum, startForum } from "../scripts/forum-server.ts";
+import { runScript, runtimeArgs } from "./helpers.ts";
 
 const quiet = () => {};
 /** Cheap hashes keep the suite fast; the KDF is the same code at any cost. */
@@ -371,20 +372,14 @@ describe("starting and stopping", () => {
     await assert.rejects(new pg.Client({ connectionString: databaseUrl }).connect());
   });
 
-  test("--help explains the options", () => {
-    const help = execFileSync(process.execPath, [...runtimeArgs(), "scripts/forum-server.ts", "--help"], {
-      encoding: "utf8",
-    });
-    for (const option of ["--port", "--base-path", "--pool", "--database-url", "--data-dir"]) {
-      assert.match(help, new RegExp(option));
+  test("--help explains the options", async () => {
+    const { status, stdout } = await runScript("forum-server.ts", ["--help"]);
+    assert.equal(status, 0);
+    for (const option of ["--port", "--base-path", "--pool", "--database-url", "--data-dir", "--fault"]) {
+      assert.match(stdout, new RegExp(option));
     }
   });
 });
-
-/** How to run a script under the runtime running this test. */
-function runtimeArgs(): string[] {
-  return process.versions.deno ? ["run", "-A"] : ["--import", "tsx"];
-}
 
 function postgresProcessesFor(dir: string): number {
   const lines = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n");

@@ -1,0 +1,391 @@
+/**
+ * Tier 2: the forum adapter. Functions named after what a user does, for test cases and load tests
+ * to call; the only file that knows the forum's URLs, form fields and markup (see the README's
+ * contract). Every action confirms its effect, or throws a StepError naming the step, the user and
+ * what the server said.
+ *
+ *   const session = await login("http://localhost:8080/myapp/", "p1", "p1");
+ *   const other = await getForumId(session, "Other");
+ *   await createThread(session, other, "New Thread", "Newly added thread post");
+ */
+import {
+  createSession,
+  evaluateXPath,
+  excerpt,
+  fetchData,
+  fetchOne,
+  fetchPage,
+  HttpError,
+  matchAll,
+  type Page,
+  parseHtml,
+  post,
+  queryAll,
+  queryOne,
+  RequestError,
+  type Session,
+  type SessionOptions,
+  submitForm,
+} from "./fetchData.ts";
+
+export type { Session } from "./fetchData.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Errors that say which step failed, for whom, and what was seen
+// ---------------------------------------------------------------------------------------------
+
+/** A user's step failed. `url`, `status` and `excerpt` say what the server answered, when it did. */
+export class StepError extends Error {
+  readonly url?: string;
+  readonly status?: number;
+  readonly excerpt?: string;
+  constructor(readonly step: string, readonly user: string, reason: string, cause?: unknown) {
+    super(`Cannot ${step} as ${user}: ${reason}`, { cause });
+    this.name = "StepError";
+    if (cause instanceof HttpError) {
+      this.url = cause.url;
+      this.status = cause.status;
+      this.excerpt = excerpt(cause.body, 500);
+    } else if (cause instanceof RequestError) {
+      this.url = cause.url;
+    }
+  }
+}
+
+const users = new WeakMap<Session, string>();
+
+/** Who a session acts as, for messages: `"alice"`, or `an anonymous visitor`. */
+export function userOf(session: Session): string {
+  const name = users.get(session);
+  return name ? JSON.stringify(name) : "an anonymous visitor";
+}
+
+/** What the forum said on an error page: its `<p class="error">`, else the page's text. */
+function serverMessage(body: string): string {
+  const doc = parseHtml(body);
+  const message = (doc.querySelector("p.error")?.textContent ?? "").trim();
+  return message || excerpt(body, 200);
+}
+
+function reasonOf(cause: unknown): string {
+  if (cause instanceof HttpError) {
+    return `the server answered ${cause.status} ${cause.statusText}: "${
+      serverMessage(cause.body)
+    }" (${cause.method} ${cause.url})`;
+  }
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+async function step<T>(session: Session, what: string, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (cause) {
+    if (cause instanceof StepError) throw cause;
+    throw new StepError(what, userOf(session), reasonOf(cause), cause);
+  }
+}
+
+/** Throws a StepError unless `ok`: the action was answered, but its effect is not on the page. */
+function confirm(ok: boolean, session: Session, what: string, seen: string, page: Page): void {
+  if (!ok) {
+    const error = new StepError(what, userOf(session), `${seen} (${page.url})`);
+    Object.assign(error, { url: page.url, status: page.status, excerpt: excerpt(page.body, 500) });
+    throw error;
+  }
+}
+
+function idFrom(url: string, what: string): number {
+  const match = /[?&]id=(\d+)/.exec(url);
+  if (!match) throw new Error(`no ${what} id in ${url}`);
+  return Number(match[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------------
+
+/** An anonymous visitor of the forum at `baseUrl`. */
+export function visit(baseUrl: string, options?: SessionOptions): Session {
+  return createSession(baseUrl, options);
+}
+
+/** Who the forum says is logged in on this session, or null. */
+export async function whoAmI(session: Session): Promise<string | null> {
+  const name = await fetchData(session, "", "string(//html:span[@class='user'])");
+  return name === "" ? null : String(name);
+}
+
+/** Signs up a new user and answers the session, logged in as that user. */
+export function signup(
+  baseUrl: string,
+  username: string,
+  password: string,
+  email = `${username}@example.org`,
+  options?: SessionOptions,
+): Promise<Session> {
+  const session = visit(baseUrl, options);
+  return step(session, `sign up as ${JSON.stringify(username)}`, async () => {
+    const form = await fetchPage(session, "signup");
+    const home = await submitForm(session, form, "//html:form[@class='signup']", { username, password, email });
+    confirmLoggedIn(session, home, username, "sign up");
+    return session;
+  });
+}
+
+/** Logs in and answers the session; a refused login throws with the server's message. */
+export function login(baseUrl: string, username: string, password: string, options?: SessionOptions): Promise<Session> {
+  const session = visit(baseUrl, options);
+  return step(session, `log in as ${JSON.stringify(username)}`, async () => {
+    const form = await fetchPage(session, "login");
+    const home = await submitForm(session, form, "//html:form[@class='login']", { username, password });
+    confirmLoggedIn(session, home, username, "log in");
+    return session;
+  });
+}
+
+function confirmLoggedIn(session: Session, page: Page, username: string, what: string): void {
+  const shown = queryAll(page, "//html:span[@class='user']");
+  confirm(
+    shown.length === 1 && shown[0] === username,
+    session,
+    `${what} as ${JSON.stringify(username)}`,
+    `the page shows ${shown.length ? `"${shown[0]}"` : "nobody"} logged in`,
+    page,
+  );
+  users.set(session, username);
+}
+
+/** Logs out; confirms the forum no longer shows the user as logged in. */
+export function logout(session: Session): Promise<void> {
+  return step(session, "log out", async () => {
+    const page = await fetchPage(session, "");
+    const after = await submitForm(session, page, "//html:form[@class='logout']", {});
+    confirm(
+      queryAll(after, "//html:span[@class='user']").length === 0,
+      session,
+      "log out",
+      "the page still shows a user logged in",
+      after,
+    );
+    users.delete(session);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forums and threads
+// ---------------------------------------------------------------------------------------------
+
+/** The id of the forum called `name`. */
+export function getForumId(session: Session, name: string): Promise<number> {
+  return step(session, `find the forum ${JSON.stringify(name)}`, async () => {
+    const href = await fetchOne(
+      session,
+      "",
+      "//html:tr[@class='forum']/html:th[@class='name']/html:a[text()=$name]/@href",
+      undefined,
+      undefined,
+      { name },
+    );
+    return idFrom(href, "forum");
+  });
+}
+
+/** The number of threads listed on a forum's page (the seed's get_num_threads). */
+export function getNumThreads(session: Session, forumId: number): Promise<number> {
+  return step(
+    session,
+    `count the threads of forum ${forumId}`,
+    async () =>
+      Number(await fetchData(session, "forum", "count(//html:tr[@class='thread'])", undefined, { id: forumId })),
+  );
+}
+
+/** The thread count the forum's page states, which must agree with the rows listed. */
+export function getStatedNumThreads(session: Session, forumId: number): Promise<number> {
+  return step(
+    session,
+    `read the thread count of forum ${forumId}`,
+    async () =>
+      Number(await fetchOne(session, "forum", "//html:span[@class='thread-count']", undefined, { id: forumId })),
+  );
+}
+
+/** The id of the thread titled exactly `title` in a forum. */
+export function getThreadId(session: Session, forumId: number, title: string): Promise<number> {
+  return step(session, `find the thread ${JSON.stringify(title)} in forum ${forumId}`, async () => {
+    const id = await fetchOne(
+      session,
+      "forum",
+      "//html:th[@class='subject']/html:a[text()=$title]/@href",
+      /id=(\d+)/,
+      { id: forumId },
+      { title },
+    );
+    return Number(id);
+  });
+}
+
+/** The ids of every thread listed on a forum's page, in order. */
+export function getThreadIds(session: Session, forumId: number): Promise<number[]> {
+  return step(session, `list the threads of forum ${forumId}`, async () => {
+    const matches = await fetchData(session, "forum", "//html:th[@class='subject']/html:a/@href", /id=(\d+)/, {
+      id: forumId,
+    });
+    return matches.map((m) => Number(m[1]));
+  });
+}
+
+/** Every thread's post count as listed on a forum's page, by thread id. */
+export function getPostCounts(session: Session, forumId: number): Promise<Map<number, number>> {
+  return step(session, `read the post counts of forum ${forumId}`, async () => {
+    const page = await fetchPage(session, "forum", { id: forumId });
+    const ids = matchAll(
+      evaluateXPath(page.document, "//html:tr[@class='thread']/html:th[@class='subject']/html:a/@href"),
+      /id=(\d+)/,
+    );
+    const counts = queryAll(page, "//html:tr[@class='thread']/html:td[@class='posts']");
+    return new Map(ids.map((m, i) => [Number(m[1]), Number(counts[i])]));
+  });
+}
+
+/** A thread's title, as its page shows it. */
+export function getThreadTitle(session: Session, threadId: number): Promise<string> {
+  return step(
+    session,
+    `read the title of thread ${threadId}`,
+    () => fetchOne(session, "thread", "//html:h1[@class='title']", undefined, { id: threadId }),
+  );
+}
+
+export interface Post {
+  id: number;
+  author: string;
+  body: string;
+}
+
+/** The posts of a thread, in order. */
+export function getPosts(session: Session, threadId: number): Promise<Post[]> {
+  return step(
+    session,
+    `read the posts of thread ${threadId}`,
+    async () => postsOn(await fetchPage(session, "thread", { id: threadId })),
+  );
+}
+
+function postsOn(page: Page): Post[] {
+  const ids = matchAll(evaluateXPath(page.document, "//html:div[@class='post']/@id"), /post-(\d+)/).map((m) =>
+    Number(m[1])
+  );
+  const authors = queryAll(page, "//html:div[@class='post']/html:span[@class='author']");
+  const bodies = queryAll(page, "//html:div[@class='post']/html:div[@class='body']");
+  return ids.map((id, i) => ({ id, author: authors[i], body: bodies[i] }));
+}
+
+/** The number of posts a thread's page lists. */
+export function getNumPosts(session: Session, threadId: number): Promise<number> {
+  return step(
+    session,
+    `count the posts of thread ${threadId}`,
+    async () =>
+      Number(await fetchData(session, "thread", "count(//html:div[@class='post'])", undefined, { id: threadId })),
+  );
+}
+
+/** The post count a thread's page states. */
+export function getStatedNumPosts(session: Session, threadId: number): Promise<number> {
+  return step(
+    session,
+    `read the post count of thread ${threadId}`,
+    async () =>
+      Number(await fetchOne(session, "thread", "//html:span[@class='post-count']", undefined, { id: threadId })),
+  );
+}
+
+/** Starts a thread and answers its id; confirms the new thread's page shows the title and the post. */
+export function createThread(session: Session, forumId: number, title: string, body: string): Promise<number> {
+  return step(session, `create the thread ${JSON.stringify(title)} in forum ${forumId}`, async () => {
+    const forum = await fetchPage(session, "forum", { id: forumId });
+    const thread = await submitForm(session, forum, "//html:form[@class='new-thread']", { title, body });
+    const what = `create the thread ${JSON.stringify(title)} in forum ${forumId}`;
+    confirm(
+      /[?&]id=\d+/.test(thread.url) && queryAll(thread, "//html:h1[@class='title']")[0] === title.trim(),
+      session,
+      what,
+      "the thread did not appear",
+      thread,
+    );
+    const posts = postsOn(thread);
+    confirm(posts.length > 0 && posts[0].body === body.trim(), session, what, "its first post did not appear", thread);
+    return idFrom(thread.url, "thread");
+  });
+}
+
+/** Replies to a thread and answers the new post's id; confirms the reply is on the thread's page. */
+export function postReply(session: Session, threadId: number, body: string): Promise<number> {
+  const what = `reply to thread ${threadId}`;
+  return step(session, what, async () => {
+    const thread = await fetchPage(session, "thread", { id: threadId });
+    const after = await submitForm(session, thread, "//html:form[@class='reply']", { body });
+    const postId = Number(/#post-(\d+)$/.exec(after.url)?.[1]);
+    const shown = postsOn(after).find((p) => p.id === postId);
+    confirm(
+      shown !== undefined && shown.body === body.trim(),
+      session,
+      what,
+      "the reply did not appear on the thread",
+      after,
+    );
+    return postId;
+  });
+}
+
+/**
+ * Sends a reply the way a script or another site would, straight to the forum without its form:
+ * with the visitor's CSRF token only when `withToken`. For checking that the forum refuses it.
+ */
+export function postReplyDirectly(session: Session, threadId: number, body: string, withToken: boolean): Promise<void> {
+  return step(session, `reply to thread ${threadId} without the form`, async () => {
+    const form: Record<string, string | number> = { thread: threadId, body };
+    if (withToken) form.csrf = queryOne(await fetchPage(session, "login"), "//html:input[@name='csrf']/@value");
+    await post(session, "reply", form);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the load test's users do (the seed's post_to_existing_thread and create_new_thread)
+// ---------------------------------------------------------------------------------------------
+
+export interface Written {
+  threadId: number;
+  postId?: number;
+}
+
+/** Replies to a thread of the forum picked at random; answers where the reply went. */
+export function postToExistingThread(
+  session: Session,
+  forumId: number,
+  random: () => number = Math.random,
+): Promise<Written> {
+  return step(session, `reply to a thread of forum ${forumId}`, async () => {
+    const threads = await getThreadIds(session, forumId);
+    if (threads.length === 0) throw new Error(`forum ${forumId} has no threads to reply to`);
+    const threadId = threads[Math.floor(random() * threads.length)];
+    const postId = await postReply(
+      session,
+      threadId,
+      `Reply ${Math.floor(random() * 1e9)} from ${users.get(session) ?? "someone"}`,
+    );
+    return { threadId, postId };
+  });
+}
+
+/** Starts a thread with a fresh title in the forum; answers its id. */
+export async function createNewThread(
+  session: Session,
+  forumId: number,
+  random: () => number = Math.random,
+): Promise<Written> {
+  const title = `Thread ${Math.floor(random() * 1e12).toString(36)} by ${users.get(session) ?? "someone"}`;
+  const threadId = await createThread(session, forumId, title, `Started by a load test user.`);
+  return { threadId };
+}
