@@ -263,13 +263,24 @@ export interface Post {
   body: string;
 }
 
-/** The posts of a thread, in order. */
+/** The posts of a thread, in order, from all of its pages. */
 export function getPosts(session: Session, threadId: number): Promise<Post[]> {
-  return step(
-    session,
-    `read the posts of thread ${threadId}`,
-    async () => postsOn(await fetchPage(session, "thread", { id: threadId })),
-  );
+  return step(session, `read the posts of thread ${threadId}`, async () => {
+    const posts: Post[] = [];
+    for (
+      let page: Page | null = await fetchPage(session, "thread", { id: threadId });
+      page;
+      page = await nextPage(session, page)
+    ) {
+      posts.push(...postsOn(page));
+    }
+    return posts;
+  });
+}
+
+async function nextPage(session: Session, page: Page): Promise<Page | null> {
+  const [next] = queryAll(page, "//html:nav[@class='pages']/html:a[@class='next']/@href");
+  return next ? await fetchPage(session, new URL(next, page.url).href) : null;
 }
 
 function postsOn(page: Page): Post[] {
@@ -281,14 +292,9 @@ function postsOn(page: Page): Post[] {
   return ids.map((id, i) => ({ id, author: authors[i], body: bodies[i] }));
 }
 
-/** The number of posts a thread's page lists. */
-export function getNumPosts(session: Session, threadId: number): Promise<number> {
-  return step(
-    session,
-    `count the posts of thread ${threadId}`,
-    async () =>
-      Number(await fetchData(session, "thread", "count(//html:div[@class='post'])", undefined, { id: threadId })),
-  );
+/** The number of posts a thread's pages list. */
+export async function getNumPosts(session: Session, threadId: number): Promise<number> {
+  return (await getPosts(session, threadId)).length;
 }
 
 /** The post count a thread's page states. */
@@ -337,6 +343,13 @@ export function postReply(session: Session, threadId: number, body: string): Pro
     );
     return postId;
   });
+}
+
+/** Posts each of `bodies` as a reply, in order; answers the new posts' ids. */
+export async function postReplies(session: Session, threadId: number, bodies: string[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (const body of bodies) ids.push(await postReply(session, threadId, body));
+  return ids;
 }
 
 /**

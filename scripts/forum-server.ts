@@ -65,6 +65,10 @@ export const LIMITS = {
 };
 
 const SESSION_HOURS = 24;
+/** Posts on one page of a thread; a reply lands on the last page. */
+export const POSTS_PER_PAGE = 50;
+/** How long a request waits for a PostgreSQL connection before it is answered 503. */
+const POOL_WAIT_MS = 100_000;
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL: an embedded server when none is given
@@ -131,6 +135,10 @@ async function startEmbeddedPostgres(
       "--username=postgres",
       `--pwfile=${passwordFile}`,
       "--auth=scram-sha-256",
+      // The password is 144 random bits, so SCRAM's 4096 default iterations guard nothing here; they
+      // would cost the web server milliseconds of CPU for each of its 1000 connections.
+      "-c",
+      "scram_iterations=16",
       "--encoding=UTF8",
       "--locale=C",
     ], { ...owner, stdio: ["ignore", "pipe", "pipe"] });
@@ -290,24 +298,25 @@ async function prepare(pool: pg.Pool, scryptCost: number): Promise<void> {
   }
 }
 
-/** A thread with its first post, and the counters that pages show, in one transaction. */
-async function createThreadRow(client: pg.PoolClient, forumId: number, userId: number, title: string, body: string) {
-  await client.query("BEGIN");
-  try {
-    const forum = await client.query("UPDATE forums SET thread_count = thread_count + 1 WHERE id = $1", [forumId]);
-    if (forum.rowCount === 0) throw new HttpProblem(404, `There is no forum with id ${forumId}`);
-    const thread = await client.query(
-      "INSERT INTO threads (forum_id, title, author_id, post_count) VALUES ($1, $2, $3, 1) RETURNING id",
-      [forumId, title, userId],
-    );
-    const threadId: number = thread.rows[0].id;
-    await client.query("INSERT INTO posts (thread_id, author_id, body) VALUES ($1, $2, $3)", [threadId, userId, body]);
-    await client.query("COMMIT");
-    return threadId;
-  } catch (error) {
-    await client.query("ROLLBACK");
-    throw error;
-  }
+/**
+ * A thread with its first post, and the forum's thread count, in one statement: one transaction that
+ * holds the forum's row lock only inside PostgreSQL, never across round trips to this process.
+ * Answers the new thread's id, or null when there is no such forum.
+ */
+async function createThreadRow(
+  db: pg.Pool | pg.PoolClient,
+  forumId: number,
+  userId: number,
+  title: string,
+  body: string,
+) {
+  const created = await db.query(
+    `WITH forum AS (UPDATE forums SET thread_count = thread_count + 1 WHERE id = $1 RETURNING id),
+          thread AS (INSERT INTO threads (forum_id, title, author_id, post_count) SELECT id, $2, $3, 1 FROM forum RETURNING id)
+     INSERT INTO posts (thread_id, author_id, body) SELECT id, $3, $4 FROM thread RETURNING thread_id`,
+    [forumId, title, userId, body],
+  );
+  return created.rows.length ? created.rows[0].thread_id as number : null;
 }
 
 async function hashPassword(password: string, cost: number): Promise<string> {
@@ -545,6 +554,8 @@ function safeNext(next: string | undefined): string {
 }
 
 interface App {
+  /** Whether stop() has begun: errors then are the shutdown's, not bugs. */
+  closing(): boolean;
   faults: Set<Fault>;
   pool: pg.Pool;
   secret: Buffer;
@@ -732,11 +743,22 @@ ${newThread}`,
         [threadId],
       );
       if (!thread.rows.length) throw new HttpProblem(404, `There is no thread with id ${threadId}`);
-      const posts = await app.pool.query(
-        `SELECT p.id, p.body, u.username FROM posts p JOIN users u ON u.id = p.author_id WHERE p.thread_id = $1 ORDER BY p.id`,
-        [threadId],
-      );
       const { title, post_count, forum_id, name } = thread.rows[0];
+      const pages = Math.max(1, Math.ceil(post_count / POSTS_PER_PAGE));
+      const page = ctx.url.searchParams.has("page") ? numericId(ctx.url.searchParams.get("page"), "page") : 1;
+      if (page < 1 || page > pages) {
+        throw new HttpProblem(404, `Thread ${threadId} has ${pages} page${pages === 1 ? "" : "s"}, not ${page}`);
+      }
+      const posts = await app.pool.query(
+        `SELECT p.id, p.body, u.username FROM posts p JOIN users u ON u.id = p.author_id WHERE p.thread_id = $1
+         ORDER BY p.id LIMIT $2 OFFSET $3`,
+        [threadId, POSTS_PER_PAGE, (page - 1) * POSTS_PER_PAGE],
+      );
+      const link = (to: number, rel: string) =>
+        `<a class="${rel}" href="thread?id=${threadId}&amp;page=${to}">${rel}</a>`;
+      const nav =
+        `<nav class="pages">Page <span class="page">${page}</span> of <span class="page-count">${pages}</span>` +
+        `${page > 1 ? " " + link(page - 1, "prev") : ""}${page < pages ? " " + link(page + 1, "next") : ""}</nav>`;
       const list = posts.rows.map((p) =>
         `<div class="post" id="post-${p.id}"><span class="author">${escapeHtml(p.username)}</span>` +
         `<div class="body">${escapeHtml(p.body)}</div></div>`
@@ -757,6 +779,7 @@ ${csrfInput(ctx)}<input type="hidden" name="thread" value="${threadId}">
           `<p class="breadcrumb"><a class="forum" href="forum?id=${forum_id}">${escapeHtml(name)}</a></p>
 <h1 class="title">${titleHtml(app, title)}</h1>
 <p><span class="post-count">${post_count}</span> posts</p>
+${nav}
 <div class="posts">
 ${list}
 </div>
@@ -773,13 +796,9 @@ ${reply}`,
       const forumId = numericId(form.get("forum"), "forum");
       const title = field(form, "title", "Title", LIMITS.title);
       const body = field(form, "body", "Message", LIMITS.body);
-      const client = await app.pool.connect();
-      try {
-        const threadId = await createThreadRow(client, forumId, userId, title, body);
-        redirect(ctx, `thread?id=${threadId}`);
-      } finally {
-        client.release();
-      }
+      const threadId = await createThreadRow(app.pool, forumId, userId, title, body);
+      if (threadId === null) throw new HttpProblem(404, `There is no forum with id ${forumId}`);
+      redirect(ctx, `thread?id=${threadId}`);
     },
   },
   reply: {
@@ -789,37 +808,26 @@ ${reply}`,
       const userId = requireUser(ctx, "reply");
       const threadId = numericId(form.get("thread"), "thread");
       const body = field(form, "body", "Reply", LIMITS.body);
-      const client = await app.pool.connect();
-      try {
-        if (app.faults.has("drop-replies")) return redirect(ctx, `thread?id=${threadId}`);
-        await client.query("BEGIN");
-        const increment = app.faults.has("stale-counts") ? 0 : 1;
-        const thread = await client.query("UPDATE threads SET post_count = post_count + $2 WHERE id = $1", [
-          threadId,
-          increment,
-        ]);
-        if (thread.rowCount === 0) {
-          await client.query("ROLLBACK");
-          throw new HttpProblem(404, `There is no thread with id ${threadId}`);
-        }
-        const post = await client.query(
-          "INSERT INTO posts (thread_id, author_id, body) VALUES ($1, $2, $3) RETURNING id",
-          [threadId, userId, body],
-        );
-        await client.query("COMMIT");
-        redirect(ctx, `thread?id=${threadId}#post-${post.rows[0].id}`);
-      } catch (error) {
-        if (!(error instanceof HttpProblem)) await client.query("ROLLBACK").catch(() => {});
-        throw error;
-      } finally {
-        client.release();
-      }
+      if (app.faults.has("drop-replies")) return redirect(ctx, `thread?id=${threadId}`);
+      // One statement, so the thread's row lock is held only inside PostgreSQL: a thousand users
+      // replying to one thread wait on each other there, not on this process's event loop.
+      const posted = await app.pool.query(
+        `WITH thread AS (UPDATE threads SET post_count = post_count + $4 WHERE id = $1 RETURNING id, post_count)
+         INSERT INTO posts (thread_id, author_id, body) SELECT id, $2, $3 FROM thread
+         RETURNING id, (SELECT post_count FROM thread)`,
+        [threadId, userId, body, app.faults.has("stale-counts") ? 0 : 1],
+      );
+      if (!posted.rows.length) throw new HttpProblem(404, `There is no thread with id ${threadId}`);
+      const lastPage = Math.max(1, Math.ceil(posted.rows[0].post_count / POSTS_PER_PAGE));
+      redirect(ctx, `thread?id=${threadId}&page=${lastPage}#post-${posted.rows[0].id}`);
     },
   },
 };
 
 /** PostgreSQL error codes that mean "busy", not "broken": the visitor may try again. */
 const TRANSIENT = /^(53300|53400|57P03|40001|40P01|08\w{3})$/;
+/** What pg-pool says when no connection came free in POOL_WAIT_MS. */
+const POOL_TIMEOUT = /timeout exceeded when trying to connect|connection timeout/i;
 
 async function handle(app: App, req: IncomingMessage, res: ServerResponse, log: (line: string) => void): Promise<void> {
   const headers: Record<string, string | string[]> = {};
@@ -853,9 +861,13 @@ async function handle(app: App, req: IncomingMessage, res: ServerResponse, log: 
     if (!ctx.visitor.csrf) ctx.visitor.csrf = readCookies(req).get("csrf") ?? "";
     if (error instanceof HttpProblem) return problemPage(ctx, error.status, error.message);
     const code = (error as { code?: string }).code ?? "";
-    if (TRANSIENT.test(code)) {
+    if (app.closing()) {
+      headers.connection = "close";
+      return problemPage(ctx, 503, "The forum is shutting down");
+    }
+    if (TRANSIENT.test(code) || POOL_TIMEOUT.test((error as Error).message)) {
       headers["retry-after"] = "1";
-      return problemPage(ctx, 503, `The database is busy (${code}): try again`);
+      return problemPage(ctx, 503, `The database is busy (${code || "no free connection"}): try again`);
     }
     log(`error: ${req.method} ${req.url}: ${(error as Error).stack ?? error}`);
     ctx.res.writeHead(500, { "content-type": "text/html; charset=utf-8" });
@@ -892,8 +904,17 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       cleanups.push(database.stop);
       databaseUrl = database.url;
     }
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: poolSize, connectionTimeoutMillis: 30_000 });
-    pool.on("error", (error) => log(`error: idle PostgreSQL connection: ${error.message}`));
+    const pool = new pg.Pool({
+      connectionString: databaseUrl,
+      max: poolSize,
+      connectionTimeoutMillis: POOL_WAIT_MS,
+      // Opening a connection is slow under load; one idle for a minute is still worth keeping.
+      idleTimeoutMillis: 60_000,
+    });
+    // pool.end() resolves once it has asked its clients to close, so PostgreSQL's shutdown can still
+    // reach a closing one: after stop() begins, that is expected, not an error.
+    let closing = false;
+    pool.on("error", (error) => closing || log(`error: idle PostgreSQL connection: ${error.message}`));
     cleanups.push(() => pool.end());
     const shown = await pool.query("SHOW max_connections");
     maxConnections = Number(shown.rows[0].max_connections);
@@ -901,6 +922,7 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       log(`warning: PostgreSQL allows ${maxConnections} connections, fewer than the pool's ${poolSize}`);
     }
     const app: App = {
+      closing: () => closing,
       faults: new Set(options.faults),
       pool,
       secret: randomBytes(32),
@@ -919,10 +941,16 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       void handle(app, req, res, log);
     });
     server.maxHeadersCount = 100;
-    server.headersTimeout = 30_000;
-    server.requestTimeout = 120_000;
+    // Keep idle connections longer than any client does (undici keeps them 10 minutes at most), so a
+    // client never sends a request on a socket the server is closing: with event loops seconds behind
+    // under load, a margin of a second or two (Node's default) is no margin at all.
+    server.keepAliveTimeout = 15 * 60_000;
+    server.headersTimeout = 70_000;
+    server.requestTimeout = 180_000;
+    // A thousand users connect at once: the accept queue must hold them (the kernel may cap it).
+    const backlog = Math.max(511, 2 * poolSize);
     await new Promise<void>((resolve, reject) =>
-      server.once("error", reject).listen(options.port ?? DEFAULTS.port, host, resolve)
+      server.once("error", reject).listen({ port: options.port ?? DEFAULTS.port, host, backlog }, resolve)
     );
     const { port } = server.address() as AddressInfo;
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}${basePath}`;
@@ -934,6 +962,7 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       maxConnections,
       stop(deadlineMs = 10_000) {
         stopping ??= (async () => {
+          closing = true;
           server.close();
           server.closeIdleConnections();
           if (inFlight > 0) {

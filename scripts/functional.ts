@@ -22,6 +22,7 @@ import {
   getThreadTitle,
   login,
   logout,
+  postReplies,
   postReply,
   postReplyDirectly,
   signup,
@@ -132,6 +133,15 @@ test("a new thread is found under its title, with its first post by its author",
   const threadId = await createThread(session, general, title, "The first post");
   assert.equal(await getThreadId(session, general, title), threadId);
   assert.deepEqual((await getPosts(session, threadId)).map((p) => [p.author, p.body]), [[username, "The first post"]]);
+});
+
+test("a thread longer than one page keeps every post, in order", async ({ url, freshUser, unique }) => {
+  const session = await login(url, ...await freshUser());
+  const threadId = await createThread(session, await getForumId(session, "General"), unique("Long"), "post 0");
+  const replies = Array.from({ length: 55 }, (_, i) => `post ${i + 1}`);
+  await postReplies(session, threadId, replies);
+  assert.deepEqual((await getPosts(session, threadId)).map((p) => p.body), ["post 0", ...replies]);
+  assert.equal(await getStatedNumPosts(session, threadId), 56);
 });
 
 // Variations are rows run through one case.

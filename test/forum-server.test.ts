@@ -193,6 +193,8 @@ describe("bad input gets a 4xx page with a clear message and writes nothing", ()
     await expectProblem(fetchPage(session, "thread"), 400, /Which thread\? The id is missing/);
     await expectProblem(fetchPage(session, "thread?id=-1"), 400, /must be a number/);
     await expectProblem(fetchPage(session, "nope"), 404, /There is no page/);
+    await expectProblem(fetchPage(session, "thread?id=1&page=x"), 400, /The page id must be a number, not "x"/);
+    await expectProblem(fetchPage(session, "thread?id=1&page=9"), 404, /Thread 1 has 1 page, not 9/);
   });
 
   test("invalid UTF-8 in a form: 400", async () => {
@@ -301,9 +303,14 @@ describe("under concurrent writers", () => {
       }),
       newThread(writer, 3, `Thread of writer ${i}`),
     ]));
-    const page = await fetchPage(writers[0], "thread", { id: threadId });
-    assert.equal(queryOne(page, "//html:span[@class='post-count']"), "101");
-    assert.equal(evaluateXPath(page.document, "count(//html:div[@class='post'])"), 101);
+    // 101 posts: three pages of at most 50, the last holding one.
+    const first = await fetchPage(writers[0], "thread", { id: threadId });
+    assert.equal(queryOne(first, "//html:span[@class='post-count']"), "101");
+    assert.equal(queryOne(first, "//html:span[@class='page-count']"), "3");
+    assert.equal(evaluateXPath(first.document, "count(//html:div[@class='post'])"), 50);
+    const last = await fetchPage(writers[0], "thread", { id: threadId, page: 3 });
+    assert.equal(evaluateXPath(last.document, "count(//html:div[@class='post'])"), 1);
+    assert.equal(evaluateXPath(last.document, "count(//html:a[@class='next'])"), 0);
     assert.equal(await rows("SELECT count(*) AS n FROM posts WHERE thread_id = $1", [threadId]), 101);
     const forumPage = await fetchPage(writers[0], "forum", { id: 3 });
     assert.equal(Number(queryOne(forumPage, "//html:span[@class='thread-count']")), threadsBefore + 20);

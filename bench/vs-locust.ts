@@ -1,0 +1,117 @@
+/**
+ * What each load generator spends to run the same scenario: scripts/load.ts against Locust
+ * (bench/locustfile.py), on the same reference forum, in the same session, alternating.
+ *
+ *   apt-get install -y python3-locust python3-lxml      # once; not needed by the tests
+ *   npx tsx bench/vs-locust.ts [users=300] [actions=5] [rounds=2]
+ *
+ * Prints, per tool, the actions and HTTP requests it completed per CPU-second of its own process.
+ * The forum runs in this process, so neither generator pays for it.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startForum } from "../scripts/forum-server.ts";
+import type { Results } from "../scripts/load.ts";
+
+const [users = 300, actions = 5, rounds = 2] = process.argv.slice(2).map(Number);
+const dir = mkdtempSync(join(tmpdir(), "tierload-vs-"));
+
+function run(command: string, args: string[], env: Record<string, string> = {}): Promise<number | null> {
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, ...env } });
+  return new Promise((resolve) => child.on("close", resolve));
+}
+
+interface Cost {
+  cpuSeconds: number;
+  requests: number;
+  actions: number;
+  failures: number;
+}
+
+async function ours(url: string, round: number): Promise<Cost> {
+  const json = join(dir, `ours-${round}.json`);
+  const runtime = process.versions.deno ? ["run", "-A"] : ["--import", "tsx"];
+  await run(process.execPath, [
+    ...runtime,
+    "scripts/load.ts",
+    "--url",
+    url,
+    "--users",
+    String(users),
+    "--actions",
+    String(actions),
+    "--instance",
+    `vs${round}`,
+    "--json",
+    json,
+  ]);
+  const r: Results = JSON.parse(readFileSync(json, "utf8"));
+  const entries = Object.values(r.actions);
+  const sum = (kind: string, key: "count" | "errors") =>
+    entries.filter((a) => a.kind === kind).reduce((n, a) => n + a[key], 0);
+  return {
+    cpuSeconds: r.generator.cpuSeconds,
+    requests: sum("page", "count"),
+    actions: sum("action", "count"),
+    failures: sum("action", "errors"),
+  };
+}
+
+async function locust(url: string, round: number): Promise<Cost> {
+  const report = join(dir, `locust-${round}.json`);
+  await run("locust", [
+    "-f",
+    "bench/locustfile.py",
+    "--headless",
+    "-u",
+    String(users),
+    "-r",
+    String(users),
+    "--host",
+    url,
+    "--only-summary",
+    "--loglevel",
+    "WARNING",
+  ], {
+    USERS: String(users),
+    ACTIONS: String(actions),
+    INSTANCE: `lvs${round}`,
+    CPU_REPORT: report,
+  });
+  return JSON.parse(readFileSync(report, "utf8"));
+}
+
+const forum = await startForum({ port: 0, log: () => {} });
+const results: Record<string, Cost[]> = { "tierload (load.ts)": [], "Locust": [] };
+try {
+  for (let round = 1; round <= rounds; round++) {
+    results["tierload (load.ts)"].push(await ours(forum.url, round));
+    results["Locust"].push(await locust(forum.url, round));
+  }
+} finally {
+  await forum.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+console.log(`${users} users x ${actions} actions, ${rounds} rounds, medians`);
+console.log(["tool", "CPU-s", "actions", "requests", "failed", "actions/CPU-s", "requests/CPU-s"].join("\t"));
+const perCpu: Record<string, number> = {};
+for (const [tool, costs] of Object.entries(results)) {
+  const rate = median(costs.map((c) => c.actions / c.cpuSeconds));
+  perCpu[tool] = rate;
+  console.log([
+    tool,
+    median(costs.map((c) => c.cpuSeconds)).toFixed(1),
+    median(costs.map((c) => c.actions)),
+    median(costs.map((c) => c.requests)),
+    median(costs.map((c) => c.failures)),
+    rate.toFixed(1),
+    median(costs.map((c) => c.requests / c.cpuSeconds)).toFixed(1),
+  ].join("\t"));
+}
+console.log(
+  `tierload does ${(perCpu["tierload (load.ts)"] / perCpu["Locust"]).toFixed(2)}x Locust's actions per CPU-second`,
+);
