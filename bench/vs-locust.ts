@@ -3,10 +3,11 @@
  * (bench/locustfile.py), on the same reference forum, in the same session, alternating.
  *
  *   apt-get install -y python3-locust python3-lxml      # once; not needed by the tests
- *   npx tsx bench/vs-locust.ts [users=300] [actions=5] [rounds=2]
+ *   npx tsx bench/vs-locust.ts [users=300] [actions=5] [rounds=3]
  *
  * Prints, per tool, the actions and HTTP requests it completed per CPU-second of its own process.
- * The forum runs in this process, so neither generator pays for it.
+ * Each run gets a fresh forum (pages grow as a run posts, and both tools must meet the same pages);
+ * the forum runs in this process, so neither generator pays for it.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -15,7 +16,7 @@ import { join } from "node:path";
 import { startForum } from "../scripts/forum-server.ts";
 import type { Results } from "../scripts/load.ts";
 
-const [users = 300, actions = 5, rounds = 2] = process.argv.slice(2).map(Number);
+const [users = 300, actions = 5, rounds = 3] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), "tierload-vs-"));
 
 function run(command: string, args: string[], env: Record<string, string> = {}): Promise<number | null> {
@@ -83,15 +84,22 @@ async function locust(url: string, round: number): Promise<Cost> {
   return JSON.parse(readFileSync(report, "utf8"));
 }
 
-const forum = await startForum({ port: 0, log: () => {} });
+async function onFreshForum(measure: (url: string) => Promise<Cost>): Promise<Cost> {
+  const forum = await startForum({ port: 0, log: () => {} });
+  try {
+    return await measure(forum.url);
+  } finally {
+    await forum.stop();
+  }
+}
+
 const results: Record<string, Cost[]> = { "tierload (load.ts)": [], "Locust": [] };
 try {
   for (let round = 1; round <= rounds; round++) {
-    results["tierload (load.ts)"].push(await ours(forum.url, round));
-    results["Locust"].push(await locust(forum.url, round));
+    results["tierload (load.ts)"].push(await onFreshForum((url) => ours(url, round)));
+    results["Locust"].push(await onFreshForum((url) => locust(url, round)));
   }
 } finally {
-  await forum.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 

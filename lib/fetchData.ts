@@ -771,6 +771,17 @@ XNodeSet.prototype.addArray = function (this: Linked, nodes: Node[]) {
   this.tree = null;
 };
 
+// xpath puts a node-set in document order by inserting its nodes into an AVL tree, one
+// compareDocumentPosition at a time: for each step's predicates and for every result. When every node
+// carries this evaluation's stamp, sorting the array on the stamps gives the same order for less.
+const xpathToArray = XNodeSet.prototype.toArray;
+XNodeSet.prototype.toArray = function (this: Linked): Node[] {
+  if (unstamped) stampDocumentOrder();
+  const nodes: Linked[] = this.nodes;
+  const stamped = nodes.every((node) => node[ORDER] >= stampBase && node[ORDER] < stampLimit);
+  return stamped ? nodes.slice().sort((a, b) => a[ORDER] - b[ORDER]) : xpathToArray.call(this);
+};
+
 interface Compiled {
   expression: object;
   evaluate(options: object): Linked;

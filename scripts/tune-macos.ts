@@ -1,0 +1,812 @@
+/**
+ * Prepares a Mac to hold N PostgreSQL connections next to the app server that opens them (the first
+ * seed writing, for the Mac in front of you): computes the limits from the machine and PostgreSQL,
+ * prints the plan and the exact diff of every file, and writes them only with --apply.
+ *
+ *   npx tsx scripts/tune-macos.ts                      # dry run: plan and diffs (or: deno run -A ...)
+ *   sudo npx tsx scripts/tune-macos.ts --apply         # write them, with backups; then offers the restarts
+ *   sudo npx tsx scripts/tune-macos.ts --revert        # put the backups back
+ *   npx tsx scripts/tune-macos.ts --facts test/macos/m2-16gb-sonoma.json --root /tmp/mac   # anywhere
+ *
+ * Modern macOS ignores /etc/launchd.conf (since 10.10): limits are set at boot by a LaunchDaemon that
+ * runs sysctl -w and launchctl limit; /etc/sysctl.conf is mirrored, never relied on alone.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline/promises";
+import { pathToFileURL } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import pg from "pg";
+
+// ---------------------------------------------------------------------------------------------
+// Facts: what the machine and PostgreSQL are now
+// ---------------------------------------------------------------------------------------------
+
+export interface Facts {
+  /** `darwin` on a Mac. */
+  platform: string;
+  /** macOS product version, e.g. "14.5" or "10.6.8". */
+  macosVersion: string;
+  /** "arm64" (Apple Silicon) or "x86_64" (Intel). */
+  arch: string;
+  memoryBytes: number;
+  sysctl: Record<SysctlName, number>;
+  /** launchctl's limits, [soft, hard]. */
+  launchctl: { maxfiles: [number, number]; maxproc: [number, number] };
+  /** The shell's own limits (ulimit -n, ulimit -u). */
+  shell: { openFiles: number; processes: number };
+  postgres?: PostgresFacts;
+}
+
+export interface PostgresFacts {
+  /** Major version, e.g. 15 or 18. */
+  version: number;
+  maxConnections: number;
+  autovacuumMaxWorkers: number;
+  maxWalSenders: number;
+  maxWorkerProcesses: number;
+  /** PostgreSQL 18 reports its System V semaphore need (postgres -C num_os_semaphores). */
+  numOsSemaphores?: number;
+  configFile: string;
+  dataDirectory: string;
+  /** How it is run, for the restart: homebrew (with its formula), postgres.app, or pg_ctl. */
+  service: "homebrew" | "postgres.app" | "pg_ctl";
+  homebrewFormula?: string;
+  /** Whether this run could connect to it (then max_connections is set with ALTER SYSTEM). */
+  reachable: boolean;
+}
+
+const SYSCTLS = [
+  "kern.maxfiles",
+  "kern.maxfilesperproc",
+  "kern.maxproc",
+  "kern.maxprocperuid",
+  "kern.ipc.somaxconn",
+  "kern.sysv.semmni",
+  "kern.sysv.semmns",
+  "kern.sysv.semmsl",
+] as const;
+type SysctlName = typeof SYSCTLS[number];
+
+/** Reads a --facts file, reporting every missing or wrong field at once. */
+export function readFacts(file: string): Facts {
+  let facts: Facts;
+  try {
+    facts = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new Error(`Cannot read the facts in ${file}: ${(error as Error).message}`);
+  }
+  const problems: string[] = [];
+  const number = (value: unknown, path: string) => {
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) problems.push(`${path} must be a number`);
+  };
+  for (const key of ["platform", "macosVersion", "arch"] as const) {
+    if (typeof facts?.[key] !== "string") problems.push(`${key} must be a string`);
+  }
+  number(facts?.memoryBytes, "memoryBytes");
+  for (const name of SYSCTLS) number(facts?.sysctl?.[name], `sysctl["${name}"]`);
+  for (const name of ["maxfiles", "maxproc"] as const) {
+    const pair = facts?.launchctl?.[name];
+    if (!Array.isArray(pair) || pair.length !== 2) problems.push(`launchctl.${name} must be [soft, hard]`);
+    else pair.forEach((v, i) => number(v, `launchctl.${name}[${i}]`));
+  }
+  number(facts?.shell?.openFiles, "shell.openFiles");
+  number(facts?.shell?.processes, "shell.processes");
+  if (facts?.postgres) {
+    const p = facts.postgres;
+    for (
+      const key of ["version", "maxConnections", "autovacuumMaxWorkers", "maxWalSenders", "maxWorkerProcesses"] as const
+    ) {
+      number(p[key], `postgres.${key}`);
+    }
+    for (const key of ["configFile", "dataDirectory"] as const) {
+      if (typeof p[key] !== "string" || !p[key].startsWith("/")) {
+        problems.push(`postgres.${key} must be an absolute path`);
+      }
+    }
+    if (!["homebrew", "postgres.app", "pg_ctl"].includes(p.service)) {
+      problems.push(`postgres.service must be homebrew, postgres.app or pg_ctl`);
+    }
+  }
+  if (problems.length) throw new Error(`The facts in ${file} are not usable:\n  ${problems.join("\n  ")}`);
+  return facts;
+}
+
+/** Asks the Mac itself, with the commands a person would type. */
+async function readLiveFacts(databaseUrl?: string): Promise<Facts> {
+  const { $ } = await import("zx");
+  $.verbose = false;
+  const out = async (command: Promise<{ stdout: string }>) => (await command).stdout.trim();
+  const sysctl = {} as Record<SysctlName, number>;
+  for (const name of SYSCTLS) sysctl[name] = Number(await out($`sysctl -n ${name}`));
+  const limit = async (name: string): Promise<[number, number]> => {
+    const [, soft, hard] = (await out($`launchctl limit ${name}`)).split(/\s+/);
+    return [limitNumber(soft), limitNumber(hard)];
+  };
+  return {
+    platform: process.platform,
+    macosVersion: await out($`sw_vers -productVersion`),
+    arch: await out($`uname -m`),
+    memoryBytes: Number(await out($`sysctl -n hw.memsize`)),
+    sysctl,
+    launchctl: { maxfiles: await limit("maxfiles"), maxproc: await limit("maxproc") },
+    shell: {
+      openFiles: limitNumber(await out($`sh -c ${"ulimit -n"}`)),
+      processes: limitNumber(await out($`sh -c ${"ulimit -u"}`)),
+    },
+    postgres: await readPostgresFacts(databaseUrl),
+  };
+}
+
+function limitNumber(text: string): number {
+  return text === "unlimited" ? Number.MAX_SAFE_INTEGER : Number(text);
+}
+
+async function readPostgresFacts(databaseUrl?: string): Promise<PostgresFacts | undefined> {
+  const client = new pg.Client(databaseUrl ? { connectionString: databaseUrl } : { database: "postgres" });
+  try {
+    await client.connect();
+  } catch {
+    return undefined;
+  }
+  try {
+    const show = async (name: string) => String((await client.query(`SHOW ${name}`)).rows[0][name]);
+    const dataDirectory = await show("data_directory");
+    const version = Number((await show("server_version_num")).slice(0, -4));
+    let numOsSemaphores: number | undefined;
+    if (version >= 18) {
+      const run = spawnSync("postgres", ["-D", dataDirectory, "-C", "num_os_semaphores"], { encoding: "utf8" });
+      if (run.status === 0) numOsSemaphores = Number(run.stdout.trim());
+    }
+    const service = dataDirectory.includes("/Library/Application Support/Postgres/")
+      ? "postgres.app"
+      : /\/(opt\/homebrew|usr\/local)\/var\/postgres/.test(dataDirectory)
+      ? "homebrew"
+      : "pg_ctl";
+    return {
+      version,
+      maxConnections: Number(await show("max_connections")),
+      autovacuumMaxWorkers: Number(await show("autovacuum_max_workers")),
+      maxWalSenders: Number(await show("max_wal_senders")),
+      maxWorkerProcesses: Number(await show("max_worker_processes")),
+      numOsSemaphores,
+      configFile: await show("config_file"),
+      dataDirectory,
+      service,
+      homebrewFormula: service === "homebrew" ? /var\/(postgres(?:ql)?@?\d*)/.exec(dataDirectory)?.[1] : undefined,
+      reachable: true,
+    };
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets: what N connections need, and why
+// ---------------------------------------------------------------------------------------------
+
+export interface Target {
+  setting: string;
+  current: number;
+  target: number;
+  why: string;
+  /** Where the target is written; empty when it is only checked. */
+  carriedBy: string[];
+  /** A limit that cannot be written here: the run stops with this advice. */
+  blocked?: string;
+}
+
+/** File descriptors one PostgreSQL backend holds (the seed measured about 32). */
+const FILES_PER_BACKEND = 32;
+/** Descriptors left for everything else on the machine. */
+const SYSTEM_FILES = 4096;
+/** Processes of the user PostgreSQL runs as besides its backends (Homebrew runs it as you: your apps). */
+const USER_PROCESSES = 512;
+/** Processes of root and the system daemons. */
+const SYSTEM_PROCESSES = 256;
+
+const nextPowerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+const atLeast = (current: number, needed: number) => Math.max(current, needed);
+
+export function macosMajor(version: string): [number, number] {
+  const [major, minor = 0] = version.split(".").map(Number);
+  return [major, minor];
+}
+
+/** Whether limits come from a LaunchDaemon (10.10 and later) rather than /etc/launchd.conf. */
+export function usesLaunchDaemon(version: string): boolean {
+  const [major, minor] = macosMajor(version);
+  return major > 10 || minor >= 10;
+}
+
+export function computeTargets(facts: Facts, connections: number): Target[] {
+  const s = facts.sysctl;
+  const daemon = usesLaunchDaemon(facts.macosVersion);
+  const boot = daemon ? [DAEMON_PLIST, SYSCTL_CONF] : [LAUNCHD_CONF, SYSCTL_CONF];
+  const targets: Target[] = [];
+  const pgFile = facts.postgres?.reachable
+    ? "ALTER SYSTEM (postgresql.auto.conf)"
+    : facts.postgres?.configFile ?? "postgresql.conf";
+
+  if (facts.postgres) {
+    targets.push({
+      setting: "max_connections",
+      current: facts.postgres.maxConnections,
+      target: atLeast(facts.postgres.maxConnections, connections),
+      why: `--connections ${connections}`,
+      carriedBy: [pgFile],
+    });
+  }
+  const files = nextPowerOfTwo(connections * FILES_PER_BACKEND + connections + SYSTEM_FILES);
+  targets.push({
+    setting: "kern.maxfiles",
+    current: s["kern.maxfiles"],
+    target: atLeast(s["kern.maxfiles"], files),
+    why:
+      `${connections} backends x ${FILES_PER_BACKEND} files + ${connections} app sockets + ${SYSTEM_FILES} for the rest, to a power of two`,
+    carriedBy: boot,
+  });
+  const perProcess = nextPowerOfTwo(2 * connections + 1024);
+  targets.push({
+    setting: "kern.maxfilesperproc",
+    current: s["kern.maxfilesperproc"],
+    target: atLeast(s["kern.maxfilesperproc"], perProcess),
+    why:
+      `the app server holds ${connections} PostgreSQL connections and ${connections} client sockets + 1024, to a power of two`,
+    carriedBy: boot,
+  });
+  const perUser = connections + USER_PROCESSES;
+  const processes = perUser + SYSTEM_PROCESSES;
+  const appleSilicon = facts.arch === "arm64";
+  targets.push({
+    setting: "kern.maxproc",
+    current: s["kern.maxproc"],
+    target: appleSilicon ? s["kern.maxproc"] : atLeast(s["kern.maxproc"], nextPowerOfTwo(processes)),
+    why: `${connections} backends + ${USER_PROCESSES} of the same user + ${SYSTEM_PROCESSES} of the system` +
+      (appleSilicon ? "; checked only: Apple Silicon keeps its boot value" : ", to a power of two"),
+    carriedBy: appleSilicon ? [] : boot,
+    blocked: appleSilicon && s["kern.maxproc"] < processes
+      ? `kern.maxproc is ${s["kern.maxproc"]} and cannot be raised on Apple Silicon: plan for at most ${
+        s["kern.maxproc"] - USER_PROCESSES - SYSTEM_PROCESSES
+      } connections`
+      : undefined,
+  });
+  const maxproc = targets[targets.length - 1].target;
+  targets.push({
+    setting: "kern.maxprocperuid",
+    current: s["kern.maxprocperuid"],
+    target: Math.min(atLeast(s["kern.maxprocperuid"], perUser), maxproc),
+    why: `${connections} backends run as one user, + ${USER_PROCESSES} of its other processes; at most kern.maxproc`,
+    carriedBy: boot,
+  });
+  targets.push({
+    setting: "kern.ipc.somaxconn",
+    current: s["kern.ipc.somaxconn"],
+    target: atLeast(s["kern.ipc.somaxconn"], nextPowerOfTwo(2 * connections)),
+    why: "PostgreSQL listens with a backlog of 2 x max_connections; a shorter accept queue drops bursts",
+    carriedBy: boot,
+  });
+  const perUid = targets[targets.length - 2].target;
+  targets.push({
+    setting: "launchctl limit maxproc",
+    current: facts.launchctl.maxproc[0],
+    target: atLeast(facts.launchctl.maxproc[0], perUid),
+    why: "the soft process limit launchd gives every process (ulimit -u), as kern.maxprocperuid",
+    carriedBy: daemon ? [DAEMON_PLIST] : [LAUNCHD_CONF],
+  });
+  targets.push({
+    setting: "launchctl limit maxfiles",
+    current: facts.launchctl.maxfiles[0],
+    target: atLeast(facts.launchctl.maxfiles[0], perProcess),
+    why:
+      `the soft open-file limit (ulimit -n, launchd's default 256) the app server starts with; hard = kern.maxfilesperproc`,
+    carriedBy: daemon ? [DAEMON_PLIST] : [LAUNCHD_CONF],
+  });
+  if (facts.postgres) {
+    const p = facts.postgres;
+    const maxConnections = atLeast(p.maxConnections, connections);
+    const needed = p.version >= 18 && p.numOsSemaphores !== undefined
+      ? {
+        semaphores: p.numOsSemaphores + (maxConnections - p.maxConnections),
+        how: "postgres -C num_os_semaphores, raised by the added connections",
+      }
+      : {
+        semaphores: maxConnections + p.autovacuumMaxWorkers + p.maxWalSenders + p.maxWorkerProcesses + 7,
+        how:
+          `max_connections ${maxConnections} + autovacuum_max_workers ${p.autovacuumMaxWorkers} + max_wal_senders ${p.maxWalSenders} + max_worker_processes ${p.maxWorkerProcesses} + 7`,
+      };
+    const sets = Math.ceil(needed.semaphores / 16);
+    const semmni = s["kern.sysv.semmni"];
+    const semmns = s["kern.sysv.semmns"];
+    targets.push({
+      setting: "kern.sysv.semmni",
+      current: semmni,
+      target: atLeast(semmni, sets),
+      why: `ceil((${needed.how}) / 16) = ${sets} semaphore sets` + (semmni >= sets ? "; enough already" : ""),
+      carriedBy: semmni >= sets ? [] : boot,
+    });
+    targets.push({
+      setting: "kern.sysv.semmns",
+      current: semmns,
+      target: atLeast(semmns, sets * 17),
+      why: `semmni ${sets} x 17 semaphores` + (semmns >= sets * 17 ? "; enough already" : ""),
+      carriedBy: semmns >= sets * 17 ? [] : boot,
+    });
+  }
+  return targets;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files: what each managed file should say, keeping every unrelated line
+// ---------------------------------------------------------------------------------------------
+
+export const DAEMON_PLIST = "/Library/LaunchDaemons/org.tierload.limits.plist";
+export const SYSCTL_CONF = "/etc/sysctl.conf";
+export const LAUNCHD_CONF = "/etc/launchd.conf";
+const DAEMON_LABEL = "org.tierload.limits";
+
+/** A file this script cannot edit safely; the message names the file and line. */
+export class UnsafeFileError extends Error {}
+
+const targetOf = (targets: Target[], setting: string) => targets.find((t) => t.setting === setting);
+
+/** The sysctl settings the boot files must carry: only those whose target differs from now. */
+function sysctlsToWrite(targets: Target[]): [string, number][] {
+  return targets
+    .filter((t) => t.setting.startsWith("kern.") && t.carriedBy.length > 0 && t.target !== t.current)
+    .map((t) => [t.setting, t.target]);
+}
+
+/** /etc/sysctl.conf with our keys set, every other line (comments included) kept as it was. */
+export function editSysctlConf(path: string, text: string, settings: [string, number][]): string {
+  const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+  const pending = new Map(settings);
+  const out = lines.map((line, i) => {
+    if (/^\s*(#.*)?$/.test(line)) return line;
+    const match = /^\s*([\w.]+)\s*=\s*(\S+)\s*(#.*)?$/.exec(line);
+    if (!match) {
+      throw new UnsafeFileError(
+        `Cannot parse ${path} line ${i + 1}: ${JSON.stringify(line)}; fix or remove it, then run again`,
+      );
+    }
+    const value = pending.get(match[1]);
+    if (value === undefined) return line;
+    pending.delete(match[1]);
+    return `${match[1]}=${value}${match[3] ? ` ${match[3]}` : ""}`;
+  });
+  for (const [name, value] of pending) out.push(`${name}=${value}`);
+  return out.length ? out.join("\n") + "\n" : "";
+}
+
+/** /etc/launchd.conf (10.9 and earlier) with our limit lines, every other line kept. */
+export function editLaunchdConf(
+  path: string,
+  text: string,
+  limits: Record<"maxproc" | "maxfiles", [number, number]>,
+): string {
+  const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+  const pending = new Map(Object.entries(limits));
+  const out = lines.map((line, i) => {
+    const match = /^\s*limit\s+(\w+)(.*)$/.exec(line);
+    if (!match || !pending.has(match[1])) return line;
+    if (!/^\s+(\d+|unlimited)(\s+(\d+|unlimited))?\s*$/.test(match[2])) {
+      throw new UnsafeFileError(
+        `Cannot parse ${path} line ${i + 1}: ${JSON.stringify(line)}; fix or remove it, then run again`,
+      );
+    }
+    const [soft, hard] = pending.get(match[1])!;
+    pending.delete(match[1]);
+    return `limit ${match[1]} ${soft} ${hard}`;
+  });
+  for (const [name, [soft, hard]] of pending) out.push(`limit ${name} ${soft} ${hard}`);
+  return out.join("\n") + "\n";
+}
+
+/** postgresql.conf with max_connections set: the active line replaced, or added after the commented default. */
+export function editPostgresqlConf(path: string, text: string, maxConnections: number): string {
+  const lines = text.replace(/\n$/, "").split("\n");
+  const setting = `max_connections = ${maxConnections}`;
+  let active = -1;
+  let commented = -1;
+  lines.forEach((line, i) => {
+    if (/^\s*max_connections\b/.test(line)) {
+      if (!/^\s*max_connections\s*=?\s*'?\d+'?\s*(#.*)?$/.test(line)) {
+        throw new UnsafeFileError(
+          `Cannot parse ${path} line ${i + 1}: ${JSON.stringify(line)}; fix or remove it, then run again`,
+        );
+      }
+      active = i;
+    } else if (/^\s*#\s*max_connections\b/.test(line) && commented < 0) commented = i;
+  });
+  if (active >= 0) {
+    const comment = /(#.*)$/.exec(lines[active])?.[1];
+    lines[active] = comment ? `${setting}\t\t${comment}` : setting;
+  } else if (commented >= 0) lines.splice(commented + 1, 0, setting);
+  else lines.push(setting);
+  return lines.join("\n") + "\n";
+}
+
+/** The LaunchDaemon that applies the limits at every boot: sysctl -w, then launchctl limit. */
+export function daemonPlist(
+  settings: [string, number][],
+  limits: Record<"maxproc" | "maxfiles", [number, number]>,
+): string {
+  const commands = [
+    ...(settings.length
+      ? [`/usr/sbin/sysctl -w ${settings.map(([name, value]) => `${name}=${value}`).join(" ")}`]
+      : []),
+    `/bin/launchctl limit maxfiles ${limits.maxfiles[0]} ${limits.maxfiles[1]}`,
+    `/bin/launchctl limit maxproc ${limits.maxproc[0]} ${limits.maxproc[1]}`,
+  ];
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<!-- Written by tierload's scripts/tune-macos.ts; --revert removes it. -->
+<plist version="1.0">
+<dict>
+  <key>Label</key>
+  <string>${DAEMON_LABEL}</string>
+  <key>ProgramArguments</key>
+  <array>
+    <string>/bin/sh</string>
+    <string>-c</string>
+    <string>${commands.join(" &amp;&amp; ")}</string>
+  </array>
+  <key>RunAtLoad</key>
+  <true/>
+</dict>
+</plist>
+`;
+}
+
+export interface FileChange {
+  path: string;
+  before: string | null;
+  after: string;
+  diff: string;
+}
+
+/** Every file the plan writes, read from `root`, with its new text and the diff; unchanged ones left out. */
+export function planFiles(facts: Facts, targets: Target[], root: string): FileChange[] {
+  const read = (path: string) => existsSync(join(root, path)) ? readFileSync(join(root, path), "utf8") : null;
+  const settings = sysctlsToWrite(targets);
+  const maxfiles = targetOf(targets, "kern.maxfilesperproc")!.target;
+  const limits = {
+    maxproc: [
+      targetOf(targets, "launchctl limit maxproc")!.target,
+      targetOf(targets, "kern.maxprocperuid")!.target,
+    ] as [number, number],
+    maxfiles: [targetOf(targets, "launchctl limit maxfiles")!.target, maxfiles] as [number, number],
+  };
+  const raise = (setting: string) => targetOf(targets, setting)!.target !== targetOf(targets, setting)!.current;
+  const wanted: [string, (text: string) => string][] = [[SYSCTL_CONF, (t) => editSysctlConf(SYSCTL_CONF, t, settings)]];
+  if (settings.length || raise("launchctl limit maxproc") || raise("launchctl limit maxfiles")) {
+    if (usesLaunchDaemon(facts.macosVersion)) wanted.push([DAEMON_PLIST, () => daemonPlist(settings, limits)]);
+    else wanted.push([LAUNCHD_CONF, (t) => editLaunchdConf(LAUNCHD_CONF, t, limits)]);
+  }
+  const pgTarget = targetOf(targets, "max_connections");
+  if (facts.postgres && !facts.postgres.reachable && pgTarget && pgTarget.target !== pgTarget.current) {
+    const path = facts.postgres.configFile;
+    if (read(path) === null) throw new Error(`PostgreSQL's config file ${join(root, path)} does not exist`);
+    wanted.push([path, (t) => editPostgresqlConf(path, t, pgTarget.target)]);
+  }
+  const changes: FileChange[] = [];
+  for (const [path, edit] of wanted) {
+    const before = read(path);
+    const after = edit(before ?? "");
+    if (after !== (before ?? "")) {
+      changes.push({ path, before, after, diff: unifiedDiff(path, before ?? "", after, before === null) });
+    }
+  }
+  return changes;
+}
+
+/** A unified diff with three lines of context, as `diff -u` prints it. */
+export function unifiedDiff(path: string, before: string, after: string, created = false): string {
+  const a = before === "" ? [] : before.replace(/\n$/, "").split("\n");
+  const b = after === "" ? [] : after.replace(/\n$/, "").split("\n");
+  // Longest common subsequence, then the edit script: kept, removed and added lines in order.
+  const lcs = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const ops: { op: " " | "-" | "+"; line: string; old: number; new: number }[] = [];
+  for (let i = 0, j = 0; i < a.length || j < b.length;) {
+    if (i < a.length && j < b.length && a[i] === b[j]) ops.push({ op: " ", line: a[i], old: ++i, new: ++j });
+    else if (i < a.length && (j === b.length || lcs[i + 1][j] >= lcs[i][j + 1])) {
+      ops.push({ op: "-", line: a[i], old: ++i, new: j });
+    } else ops.push({ op: "+", line: b[j], old: i, new: ++j });
+  }
+  const out = [`--- ${created ? "/dev/null" : path}`, `+++ ${path}`];
+  const changed = ops.flatMap((o, n) => o.op === " " ? [] : [n]);
+  for (let c = 0; c < changed.length;) {
+    let last = c;
+    while (last + 1 < changed.length && changed[last + 1] - changed[last] <= 6) last++;
+    const hunk = ops.slice(Math.max(0, changed[c] - 3), Math.min(ops.length, changed[last] + 4));
+    const olds = hunk.filter((o) => o.op !== "+");
+    const news = hunk.filter((o) => o.op !== "-");
+    const oldStart = olds.length ? olds[0].old : hunk[0].old;
+    const newStart = news.length ? news[0].new : hunk[0].new;
+    out.push(`@@ -${oldStart},${olds.length} +${newStart},${news.length} @@`, ...hunk.map((o) => o.op + o.line));
+    c = last + 1;
+  }
+  return out.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing, backing up, reverting
+// ---------------------------------------------------------------------------------------------
+
+const BACKUP = ".tierload-backup-";
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+/** Writes each file atomically (a temporary file renamed over it), keeping what was there. */
+export function applyFiles(changes: FileChange[], root: string, report: (line: string) => void): void {
+  const stamp = timestamp();
+  for (const change of changes) {
+    const path = join(root, change.path);
+    // The backup records the file as it was; ".absent" records that there was none.
+    writeFileSync(`${path}${BACKUP}${stamp}${change.before === null ? ".absent" : ""}`, change.before ?? "");
+    const temporary = `${path}.tierload-new`;
+    writeFileSync(temporary, change.after, { mode: 0o644 });
+    renameSync(temporary, path);
+    report(`wrote ${path} (backup: ${path}${BACKUP}${stamp}${change.before === null ? ".absent" : ""})`);
+  }
+}
+
+/** Puts back, for every file this script manages, the newest backup; removes files it created. */
+export function revertFiles(paths: string[], root: string, report: (line: string) => void): number {
+  let restored = 0;
+  for (const relative of paths) {
+    const path = join(root, relative);
+    const dir = dirname(path);
+    if (!existsSync(dir)) continue;
+    const prefix = `${relative.split("/").pop()}${BACKUP}`;
+    const backups = readdirSync(dir).filter((name) => name.startsWith(prefix)).sort();
+    const newest = backups.at(-1);
+    if (!newest) continue;
+    const backup = join(dir, newest);
+    if (newest.endsWith(".absent")) {
+      rmSync(path, { force: true });
+      report(`removed ${path} (it did not exist before)`);
+    } else {
+      const temporary = `${path}.tierload-new`;
+      writeFileSync(temporary, readFileSync(backup));
+      renameSync(temporary, path);
+      report(`restored ${path} from ${backup}`);
+    }
+    rmSync(backup);
+    restored++;
+  }
+  return restored;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The restarts that make it take effect
+// ---------------------------------------------------------------------------------------------
+
+export interface Step {
+  what: string;
+  command: string[];
+}
+
+export function followUps(facts: Facts, targets: Target[], changes: FileChange[]): Step[] {
+  const steps: Step[] = [];
+  if (changes.some((c) => c.path === DAEMON_PLIST)) {
+    steps.push({
+      what: "load the limits now, without a reboot",
+      command: ["launchctl", "bootstrap", "system", DAEMON_PLIST],
+    });
+  }
+  const pgTarget = targetOf(targets, "max_connections");
+  const p = facts.postgres;
+  if (p && pgTarget && pgTarget.target !== pgTarget.current) {
+    steps.push(
+      p.service === "homebrew"
+        ? {
+          what: "restart PostgreSQL (Homebrew)",
+          command: ["brew", "services", "restart", p.homebrewFormula ?? "postgresql"],
+        }
+        : p.service === "postgres.app"
+        ? {
+          what: "restart PostgreSQL (Postgres.app)",
+          command: ["osascript", "-e", 'quit app "Postgres"', "-e", 'launch app "Postgres"'],
+        }
+        : { what: "restart PostgreSQL", command: ["pg_ctl", "-D", p.dataDirectory, "restart", "-m", "fast"] },
+    );
+  }
+  if (!usesLaunchDaemon(facts.macosVersion) && changes.length) {
+    steps.push({ what: "reboot: this macOS reads /etc/launchd.conf only at boot", command: ["shutdown", "-r", "now"] });
+  }
+  return steps;
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+// ---------------------------------------------------------------------------------------------
+
+function formatPlan(facts: Facts, connections: number, targets: Target[], changes: FileChange[]): string {
+  const gib = (facts.memoryBytes / 2 ** 30).toFixed(0);
+  const lines = [
+    `macOS ${facts.macosVersion} on ${facts.arch === "arm64" ? "Apple Silicon" : "Intel"}, ${gib} GiB` +
+    (facts.postgres ? `, PostgreSQL ${facts.postgres.version}` : ", PostgreSQL not found"),
+    `Plan for ${connections} connections:`,
+    "",
+    `${"setting".padEnd(26)}${"current".padStart(10)}${"target".padStart(10)}  why -> where`,
+  ];
+  for (const t of targets) {
+    const mark = t.target === t.current ? "  " : "* ";
+    lines.push(
+      `${mark}${t.setting.padEnd(24)}${String(t.current).padStart(10)}${String(t.target).padStart(10)}  ${t.why}` +
+        (t.carriedBy.length && t.target !== t.current ? ` -> ${t.carriedBy.join(", ")}` : ""),
+    );
+  }
+  lines.push("");
+  if (changes.length === 0) lines.push("Nothing to change: every file already says so.");
+  for (const change of changes) lines.push(change.diff, "");
+  return lines.join("\n");
+}
+
+interface Options {
+  connections: number;
+  apply?: boolean;
+  revert?: boolean;
+  yes?: boolean;
+  json?: boolean;
+  root?: string;
+  facts?: string;
+  databaseUrl?: string;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  const program = new Command("tune-macos")
+    .description(
+      "Compute, show and write the limits a Mac needs to hold N PostgreSQL connections next to the app server.",
+    )
+    .option("-c, --connections <n>", "connections to prepare for", (value: string) => {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 1 || n > 100_000) {
+        throw new InvalidArgumentError("expected an integer from 1 to 100000");
+      }
+      return n;
+    }, 1000)
+    .option("--apply", "write the files (with timestamped backups), then offer the restarts")
+    .option("--revert", "put back the newest backups, remove the files this script created")
+    .option("-y, --yes", "run the restarts without asking (for runbooks)")
+    .option("--json", "print the plan as JSON")
+    .option("--root <dir>", "prefix every path read or written with this directory (testing; no system commands run)")
+    .option("--facts <file>", "the machine's facts as JSON instead of asking the system (see test/macos/)")
+    .option(
+      "--database-url <url>",
+      "where PostgreSQL is, to read its settings and use ALTER SYSTEM (default: local socket)",
+    )
+    .addHelpText(
+      "after",
+      `
+What it sets, for N connections (each reasoned in the plan):
+  max_connections               N, with ALTER SYSTEM when PostgreSQL is reachable, else in postgresql.conf
+  kern.maxfiles                 N x 32 + N + 4096, to a power of two
+  kern.maxfilesperproc          2N + 1024, to a power of two (the app server's sockets)
+  kern.maxproc, maxprocperuid   N + 512 (+ 512); on Apple Silicon maxproc is only checked
+  kern.ipc.somaxconn            2N, to a power of two (PostgreSQL's listen backlog)
+  launchctl limit maxfiles/maxproc   the soft limits processes start with
+  kern.sysv.semmni/semmns       checked; written only when short
+Where: a LaunchDaemon ${DAEMON_PLIST} (10.10 and later) or /etc/launchd.conf (10.9 and
+earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when something cannot be done.`,
+    )
+    .parse(argv);
+  const options = program.opts<Options>();
+  const root = options.root ?? "/";
+  if (options.facts === undefined && process.platform !== "darwin") {
+    if (!options.root) {
+      program.error(
+        `error: this is ${process.platform}, not macOS: nothing to tune here. To see a plan, give --facts FILE (samples in test/macos/) and --root DIR.`,
+        { exitCode: 1 },
+      );
+    }
+  }
+  const facts = options.facts ? readFacts(options.facts) : await readLiveFacts(options.databaseUrl);
+  if (facts.platform !== "darwin") throw new Error(`The facts describe ${facts.platform}, not macOS (darwin)`);
+  const targets = computeTargets(facts, options.connections);
+  const managed = [SYSCTL_CONF, DAEMON_PLIST, LAUNCHD_CONF, ...(facts.postgres ? [facts.postgres.configFile] : [])];
+  const needsRoot = !options.root && process.getuid?.() !== 0;
+
+  if (options.revert) {
+    if (needsRoot) throw new Error("Reverting rewrites system files: run again with sudo");
+    const restored = revertFiles(managed, root, (line) => console.log(line));
+    console.log(
+      restored
+        ? `Reverted ${restored} file(s); restart PostgreSQL or reboot for it to take effect.`
+        : "No backups found: nothing to revert.",
+    );
+    return;
+  }
+
+  const changes = planFiles(facts, targets, root);
+  const blocked = targets.filter((t) => t.blocked);
+  const pgTarget = targetOf(targets, "max_connections");
+  const alterSystem = facts.postgres?.reachable && pgTarget && pgTarget.target !== pgTarget.current;
+  if (options.json) {
+    console.log(
+      JSON.stringify(
+        { facts, connections: options.connections, targets, files: changes, alterSystem: Boolean(alterSystem) },
+        null,
+        2,
+      ),
+    );
+  } else {
+    console.log(formatPlan(facts, options.connections, targets, changes));
+    if (alterSystem) console.log(`PostgreSQL: ALTER SYSTEM SET max_connections = ${pgTarget!.target} (then a restart)`);
+  }
+  for (const t of blocked) console.error(`error: ${t.blocked}`);
+  if (blocked.length) {
+    process.exitCode = 1;
+    return;
+  }
+  if (!options.apply) {
+    if (changes.length || alterSystem) {
+      console.error("Dry run: nothing written. Run with --apply (as root: sudo) to write it.");
+    }
+    return;
+  }
+  if (needsRoot) {
+    throw new Error(
+      `Writing ${
+        changes.map((c) => c.path).join(", ") || "PostgreSQL's settings"
+      } needs root: run again with sudo, e.g. sudo npx tsx scripts/tune-macos.ts --apply`,
+    );
+  }
+  applyFiles(changes, root, (line) => console.log(line));
+  if (alterSystem && !options.root) {
+    const client = new pg.Client(
+      options.databaseUrl ? { connectionString: options.databaseUrl } : { database: "postgres" },
+    );
+    await client.connect();
+    try {
+      await client.query(`ALTER SYSTEM SET max_connections = ${Number(pgTarget!.target)}`);
+      console.log(`set max_connections = ${pgTarget!.target} with ALTER SYSTEM`);
+    } finally {
+      await client.end();
+    }
+  }
+  await offerFollowUps(followUps(facts, targets, changes), options);
+}
+
+async function offerFollowUps(steps: Step[], options: Options): Promise<void> {
+  if (steps.length === 0) return;
+  console.log("\nTo take effect:");
+  for (const step of steps) console.log(`  ${step.what}: ${step.command.join(" ")}`);
+  if (options.root) {
+    console.log("(not run under --root)");
+    return;
+  }
+  let run = Boolean(options.yes);
+  if (!run && process.stdin.isTTY) {
+    const prompt = createInterface({ input: process.stdin, output: process.stdout });
+    run = /^y(es)?$/i.test((await prompt.question("Run them now? [y/N] ")).trim());
+    prompt.close();
+  }
+  if (!run) {
+    console.log("Not run: run them yourself when convenient.");
+    return;
+  }
+  let failed = 0;
+  for (const step of steps) {
+    const result = spawnSync(step.command[0], step.command.slice(1), { stdio: "inherit" });
+    console.log(`${result.status === 0 ? "done" : "FAILED"}: ${step.what}`);
+    if (result.status !== 0) failed++;
+  }
+  if (failed) process.exitCode = 1;
+}
+
+if ((import.meta as { main?: boolean }).main ?? import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main().catch((error) => {
+    process.stderr.write(`error: ${error instanceof Error ? error.message : error}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,266 @@
+// scripts/tune-macos.ts on Linux: sample Macs as --facts, their files under a --root directory.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import {
+  computeTargets,
+  DAEMON_PLIST,
+  editPostgresqlConf,
+  editSysctlConf,
+  type Facts,
+  followUps,
+  LAUNCHD_CONF,
+  planFiles,
+  readFacts,
+  SYSCTL_CONF,
+  type Target,
+  unifiedDiff,
+} from "../scripts/tune-macos.ts";
+import { runScript } from "./helpers.ts";
+
+const sample = (name: string) => readFacts(`test/macos/${name}.json`);
+const target = (targets: Target[], setting: string) => targets.find((t) => t.setting === setting)!;
+
+/** A fresh --root holding the files a Mac would have, with PostgreSQL's config. */
+function macRoot(facts: Facts, files: Record<string, string> = {}): string {
+  const root = mkdtempSync(join(tmpdir(), "tierload-mac-"));
+  const all = {
+    [facts.postgres!.configFile]: "# PostgreSQL\nmax_connections = 100\t\t\t# (change requires restart)\n",
+    ...files,
+  };
+  mkdirSync(join(root, "etc"), { recursive: true });
+  mkdirSync(join(root, dirname(DAEMON_PLIST)), { recursive: true });
+  for (const [path, text] of Object.entries(all)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  return root;
+}
+
+describe("targets for 1000 connections", () => {
+  test("the seed's Mac OS X 10.6 gets the seed's numbers, in /etc/launchd.conf, and a reboot", () => {
+    const facts = sample("seed-10.6");
+    const targets = computeTargets(facts, 1000);
+    assert.equal(target(targets, "kern.maxfiles").target, 65536);
+    assert.equal(target(targets, "kern.maxproc").target, 2048);
+    assert.equal(target(targets, "max_connections").target, 1000);
+    const changes = planFiles(facts, targets, macRoot(facts));
+    assert.deepEqual(changes.map((c) => c.path).sort(), [LAUNCHD_CONF, SYSCTL_CONF, facts.postgres!.configFile].sort());
+    const launchd = changes.find((c) => c.path === LAUNCHD_CONF)!.after;
+    assert.match(launchd, /^limit maxproc 1512 1512$/m);
+    assert.match(launchd, /^limit maxfiles 4096 10240$/m);
+    assert.ok(followUps(facts, targets, changes).some((s) => s.command.join(" ") === "shutdown -r now"));
+  });
+
+  test("a 16 GB Apple Silicon Mac: only the accept queue and the soft open-file limit move; maxproc is checked", () => {
+    const facts = sample("m2-16gb-sonoma");
+    const targets = computeTargets(facts, 1000);
+    const moved = targets.filter((t) => t.target !== t.current).map((t) => t.setting);
+    assert.deepEqual(moved, ["max_connections", "kern.ipc.somaxconn", "launchctl limit maxfiles"]);
+    assert.match(target(targets, "kern.maxproc").why, /checked only: Apple Silicon keeps its boot value/);
+    const changes = planFiles(facts, targets, macRoot(facts));
+    const plist = changes.find((c) => c.path === DAEMON_PLIST)!.after;
+    assert.match(plist, /sysctl -w kern\.ipc\.somaxconn=2048 &amp;&amp; \/bin\/launchctl limit maxfiles 4096 61440/);
+    assert.match(plist, /<key>RunAtLoad<\/key>\s*<true\/>/);
+    assert.deepEqual(followUps(facts, targets, changes).map((s) => s.command.join(" ")), [
+      `launchctl bootstrap system ${DAEMON_PLIST}`,
+      "brew services restart postgresql@18",
+    ]);
+  });
+
+  test("an 8 GB Apple Silicon Mac raises the per-user limit, and refuses more connections than maxproc allows", () => {
+    const facts = sample("m1-8gb-sequoia");
+    const targets = computeTargets(facts, 1000);
+    assert.equal(target(targets, "kern.maxprocperuid").target, 1512);
+    assert.equal(target(targets, "kern.maxproc").blocked, undefined);
+    assert.match(
+      computeTargets(facts, 1500).find((t) => t.blocked)!.blocked!,
+      /kern\.maxproc is 2000 and cannot be raised on Apple Silicon: plan for at most 1232 connections/,
+    );
+  });
+
+  test("an Intel Mac gets kern.maxproc written, and Postgres.app's restart", () => {
+    const facts = sample("intel-16gb-ventura");
+    const targets = computeTargets(facts, 1000);
+    assert.equal(target(targets, "kern.maxproc").target, 2048);
+    assert.equal(target(targets, "kern.maxprocperuid").target, 1512);
+    const changes = planFiles(facts, targets, macRoot(facts));
+    assert.match(changes.find((c) => c.path === SYSCTL_CONF)!.after, /^kern\.maxproc=2048$/m);
+    assert.match(followUps(facts, targets, changes)[1].command.join(" "), /osascript .*Postgres/);
+  });
+
+  test("semaphores: PostgreSQL 15 by the formula, 18 by num_os_semaphores; macOS has enough", () => {
+    const pg15 = computeTargets(sample("intel-16gb-ventura"), 1000);
+    assert.match(
+      target(pg15, "kern.sysv.semmni").why,
+      /max_connections 1000 \+ autovacuum_max_workers 3 \+ max_wal_senders 10 \+ max_worker_processes 8 \+ 7\) \/ 16\) = 65 semaphore sets; enough already/,
+    );
+    const pg18 = computeTargets(sample("m2-16gb-sonoma"), 1000);
+    assert.match(target(pg18, "kern.sysv.semmni").why, /num_os_semaphores.* = 66 semaphore sets/);
+    assert.deepEqual(target(pg18, "kern.sysv.semmni").carriedBy, []);
+    const short = { ...sample("m2-16gb-sonoma") };
+    short.sysctl = { ...short.sysctl, "kern.sysv.semmni": 32, "kern.sysv.semmns": 100 };
+    const written = computeTargets(short, 1000);
+    assert.equal(target(written, "kern.sysv.semmni").target, 66);
+    assert.equal(target(written, "kern.sysv.semmns").target, 66 * 17);
+  });
+
+  test("an already tuned machine has nothing to change", () => {
+    const facts = sample("m2-16gb-sonoma");
+    facts.sysctl["kern.ipc.somaxconn"] = 4096;
+    facts.launchctl.maxfiles = [65536, 2147483647];
+    facts.postgres!.maxConnections = 1200;
+    const targets = computeTargets(facts, 1000);
+    assert.ok(targets.every((t) => t.target === t.current));
+    assert.deepEqual(planFiles(facts, targets, macRoot(facts)), []);
+  });
+});
+
+describe("editing files", () => {
+  test("sysctl.conf keeps comments, blank lines and other keys, and updates ours in place", () => {
+    const before = "# tuned by hand\n\nkern.maxfiles=65536 # keep this comment\nnet.inet.tcp.delayed_ack=0\n";
+    const after = editSysctlConf(SYSCTL_CONF, before, [["kern.maxfiles", 131072], ["kern.ipc.somaxconn", 2048]]);
+    assert.equal(
+      after,
+      "# tuned by hand\n\nkern.maxfiles=131072 # keep this comment\nnet.inet.tcp.delayed_ack=0\nkern.ipc.somaxconn=2048\n",
+    );
+  });
+
+  test("a line it cannot parse stops it, naming the file and line", () => {
+    assert.throws(
+      () => editSysctlConf(SYSCTL_CONF, "kern.maxfiles=1\nthis is not a setting\n", [["kern.maxfiles", 2]]),
+      /Cannot parse \/etc\/sysctl\.conf line 2: "this is not a setting"; fix or remove it, then run again/,
+    );
+    assert.throws(
+      () => editPostgresqlConf("/pg.conf", "max_connections = lots\n", 1000),
+      /Cannot parse \/pg\.conf line 1/,
+    );
+  });
+
+  test("postgresql.conf: the active line is replaced with its comment; a commented default gets the line after it", () => {
+    assert.equal(
+      editPostgresqlConf("/p", "a = 1\nmax_connections = 100\t# restart\n", 1000),
+      "a = 1\nmax_connections = 1000\t\t# restart\n",
+    );
+    assert.equal(
+      editPostgresqlConf("/p", "#max_connections = 100\nb = 2\n", 1000),
+      "#max_connections = 100\nmax_connections = 1000\nb = 2\n",
+    );
+  });
+
+  test("the diff is diff -u's", () => {
+    assert.equal(
+      unifiedDiff("/etc/x", "a\nb\nc\n", "a\nB\nc\nd\n"),
+      "--- /etc/x\n+++ /etc/x\n@@ -1,3 +1,4 @@\n a\n-b\n+B\n c\n+d",
+    );
+    assert.equal(unifiedDiff("/n", "", "x\n", true), "--- /dev/null\n+++ /n\n@@ -0,0 +1,1 @@\n+x");
+  });
+});
+
+describe("the script", () => {
+  test("apply writes with backups, a second apply finds nothing, revert puts everything back", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const original = "# mine\nkern.maxfiles=131072\n";
+    const root = macRoot(facts, { [SYSCTL_CONF]: original });
+    const args = ["--facts", "test/macos/m2-16gb-sonoma.json", "--root", root];
+
+    const dry = await runScript("tune-macos.ts", args);
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.match(dry.stdout, /^\+kern\.ipc\.somaxconn=2048$/m);
+    assert.match(dry.stderr, /Dry run: nothing written/);
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), original);
+
+    const applied = await runScript("tune-macos.ts", [...args, "--apply"]);
+    assert.equal(applied.status, 0, applied.stderr);
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), original + "kern.ipc.somaxconn=2048\n");
+    assert.match(readFileSync(join(root, DAEMON_PLIST), "utf8"), /org\.tierload\.limits/);
+    assert.match(readFileSync(join(root, facts.postgres!.configFile), "utf8"), /^max_connections = 1000/m);
+    assert.match(
+      applied.stdout,
+      /launchctl bootstrap system .*\n.*brew services restart postgresql@18\n\(not run under --root\)/,
+    );
+    assert.equal(readdirSync(join(root, "etc")).filter((f) => f.includes("tierload-backup")).length, 1);
+
+    const again = await runScript("tune-macos.ts", [...args, "--apply"]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /Nothing to change: every file already says so\./);
+    assert.equal(readdirSync(join(root, "etc")).filter((f) => f.includes("tierload-backup")).length, 1);
+
+    const reverted = await runScript("tune-macos.ts", [...args, "--revert"]);
+    assert.equal(reverted.status, 0, reverted.stderr);
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), original);
+    assert.deepEqual(readdirSync(join(root, dirname(DAEMON_PLIST))), []);
+    assert.match(readFileSync(join(root, facts.postgres!.configFile), "utf8"), /^max_connections = 100\t/m);
+  });
+
+  test("a corrupt file is left alone and the error names its line", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const root = macRoot(facts, { [SYSCTL_CONF]: "kern.maxfiles=1\n<<<<<<< merge conflict\n" });
+    const run = await runScript("tune-macos.ts", [
+      "--facts",
+      "test/macos/m2-16gb-sonoma.json",
+      "--root",
+      root,
+      "--apply",
+    ]);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /error: Cannot parse \/etc\/sysctl\.conf line 2: "<<<<<<< merge conflict"/);
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), "kern.maxfiles=1\n<<<<<<< merge conflict\n");
+  });
+
+  test("more connections than an Apple Silicon Mac can hold: exit 1, with the most it can", async () => {
+    const facts = sample("m1-8gb-sequoia");
+    const run = await runScript("tune-macos.ts", [
+      "--facts",
+      "test/macos/m1-8gb-sequoia.json",
+      "--root",
+      macRoot(facts),
+      "--connections",
+      "1500",
+    ]);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /plan for at most 1232 connections/);
+  });
+
+  test("on a host that is not a Mac, without --root, it refuses", async () => {
+    const run = await runScript("tune-macos.ts", []);
+    assert.equal(run.status, 1);
+    assert.match(
+      run.stderr,
+      /error: this is linux, not macOS: nothing to tune here\. To see a plan, give --facts FILE/,
+    );
+  });
+
+  test("a facts file with wrong fields gets every problem named", async () => {
+    const root = mkdtempSync(join(tmpdir(), "tierload-facts-"));
+    writeFileSync(join(root, "bad.json"), JSON.stringify({ platform: "darwin", macosVersion: 14, sysctl: {} }));
+    const run = await runScript("tune-macos.ts", ["--facts", join(root, "bad.json"), "--root", root]);
+    assert.equal(run.status, 1);
+    assert.match(
+      run.stderr,
+      /are not usable:\n {2}macosVersion must be a string\n {2}arch must be a string\n {2}memoryBytes must be a number\n {2}sysctl\["kern\.maxfiles"\] must be a number/,
+    );
+  });
+
+  test("--json prints the plan for machines", async () => {
+    const facts = sample("intel-16gb-ventura");
+    const run = await runScript("tune-macos.ts", [
+      "--facts",
+      "test/macos/intel-16gb-ventura.json",
+      "--root",
+      macRoot(facts),
+      "--json",
+    ]);
+    assert.equal(run.status, 0, run.stderr);
+    const plan = JSON.parse(run.stdout);
+    assert.equal(plan.connections, 1000);
+    assert.ok(plan.targets.some((t: Target) => t.setting === "kern.maxproc" && t.target === 2048));
+    assert.ok(
+      plan.files.some((f: { path: string; diff: string }) =>
+        f.path === SYSCTL_CONF && f.diff.includes("+kern.maxproc=2048")
+      ),
+    );
+  });
+});
