@@ -1,7 +1,7 @@
 // The reference forum over real HTTP, on a real embedded PostgreSQL.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +19,7 @@ import {
   submitForm,
 } from "../lib/fetchData.ts";
 import { LIMITS, type RunningForum, startForum } from "../scripts/forum-server.ts";
-import { runScript, runtimeArgs } from "./helpers.ts";
+import { runScript, startScript, waitFor } from "./helpers.ts";
 
 const quiet = () => {};
 /** Cheap hashes keep the suite fast; the KDF is the same code at any cost. */
@@ -348,33 +348,17 @@ describe("starting and stopping", () => {
   });
 
   test("the script prints its URL, serves, and stops on SIGTERM with nothing left behind", async () => {
-    const child = spawn(process.execPath, [
-      ...runtimeArgs(),
-      "scripts/forum-server.ts",
-      "--port",
-      "0",
-      "--pool",
-      "5",
-      "--json",
-    ], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (c) => stderr += c);
-    const line = await new Promise<string>((resolve, reject) => {
-      child.stdout.once("data", (c) => resolve(String(c)));
-      child.once("exit", (code) => reject(new Error(`exited ${code}: ${stderr}`)));
-    });
-    const { url, databaseUrl } = JSON.parse(line);
-    const dataDir = /tierload-pg-\w+/.exec(stderr)?.[0] ?? "";
-    assert.ok(dataDir, stderr);
+    const run = startScript("forum-server.ts", ["--port", "0", "--pool", "5", "--json"]);
+    await waitFor(run, "stdout", "\n");
+    const { url, databaseUrl } = JSON.parse(run.output.stdout);
+    const dataDir = /tierload-pg-\w+/.exec(run.output.stderr)?.[0] ?? "";
+    assert.ok(dataDir, run.output.stderr);
     assert.equal(await fetchOne(createSession(url), "forum?id=2", "string(//html:h1)"), "Other");
-    const exit = new Promise<number | null>((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    const code = await exit;
+    run.child.kill("SIGTERM");
+    const { status, stderr } = await run.done;
     assert.match(stderr, /SIGTERM: stopping\nstopped: nothing left running\n$/);
     // Deno's child_process reports a child it signalled as killed by the signal, whatever its exit code.
-    if (!process.versions.deno) assert.equal(code, 0);
+    if (!process.versions.deno) assert.equal(status, 0);
     assert.equal(postgresProcessesFor(dataDir), 0);
     await assert.rejects(new pg.Client({ connectionString: databaseUrl }).connect());
   });

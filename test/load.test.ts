@@ -2,7 +2,6 @@
 // server fails. The 1000-user run is a benchmark (bench/), not a test.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -11,7 +10,7 @@ import { join } from "node:path";
 import * as hdr from "hdr-histogram-js";
 import { checkOpenFiles, type LoadOptions, merge, parseOptions, type Results, runLoad } from "../scripts/load.ts";
 import { type Fault, type RunningForum, startForum } from "../scripts/forum-server.ts";
-import { runScript, runtimeArgs } from "./helpers.ts";
+import { runScript, startScript, waitFor } from "./helpers.ts";
 
 const start = (faults: Fault[] = []) => startForum({ port: 0, pool: 50, scryptCost: 1024, faults, log: () => {} });
 
@@ -177,22 +176,8 @@ test("too few open files: the run refuses, saying how many it needs and how to r
 });
 
 test("the script refuses a run its shell's open-file limit cannot hold", async () => {
-  const child = spawn("sh", [
-    "-c",
-    'ulimit -n 200 && exec "$@"',
-    "sh",
-    process.execPath,
-    ...runtimeArgs(),
-    "scripts/load.ts",
-    "--users",
-    "500",
-  ], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stderr = "";
-  child.stderr.on("data", (c) => stderr += c);
-  const code = await new Promise((resolve) => child.on("close", resolve));
-  assert.equal(code, 1);
+  const { status, stderr } = await runScript("load.ts", ["--users", "500"], "ulimit -n 200");
+  assert.equal(status, 1);
   assert.match(stderr, /error: This run needs about 564 open files .* the limit is 200/);
 });
 
@@ -201,9 +186,7 @@ test("Ctrl-C stops starting actions, lets those in flight finish, and still repo
   const dir = mkdtempSync(join(tmpdir(), "tierload-int-"));
   try {
     const json = join(dir, "run.json");
-    const child = spawn(process.execPath, [
-      ...runtimeArgs(),
-      "scripts/load.ts",
+    const run = startScript("load.ts", [
       "--url",
       forum.url,
       "--users",
@@ -214,23 +197,11 @@ test("Ctrl-C stops starting actions, lets those in flight finish, and still repo
       "20",
       "--json",
       json,
-    ], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => stdout += c);
-    child.stderr.on("data", (c) => stderr += c);
-    await new Promise<void>((resolve) => {
-      const poll = setInterval(() => {
-        if (stderr.includes("Loading")) {
-          clearInterval(poll);
-          setTimeout(resolve, 1500);
-        }
-      }, 50);
-    });
-    child.kill("SIGINT");
-    const code = await new Promise((resolve) => child.on("close", resolve));
+    ]);
+    await waitFor(run, "stderr", "Loading");
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    run.child.kill("SIGINT");
+    const { status, stdout, stderr } = await run.done;
     assert.match(stderr, /Interrupted: no new actions/);
     assert.match(stdout, /Interrupted after [\d.]+ s: \d+ requests/);
     const results: Results = JSON.parse(readFileSync(json, "utf8"));
@@ -238,7 +209,7 @@ test("Ctrl-C stops starting actions, lets those in flight finish, and still repo
     assert.ok(results.actions.reply.count > 0);
     assert.equal(results.nothingLost!.ok, true, JSON.stringify(results.nothingLost));
     // Deno's child_process reports a child it signalled as killed by the signal, whatever its exit code.
-    if (!process.versions.deno) assert.equal(code, 130);
+    if (!process.versions.deno) assert.equal(status, 130);
   } finally {
     await forum.stop();
     rmSync(dir, { recursive: true, force: true });
