@@ -32,6 +32,7 @@ import {
   type Written,
 } from "../lib/forum.ts";
 import type { RequestRecord } from "../lib/fetchData.ts";
+import { renderReport } from "./load-report.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -52,6 +53,7 @@ export interface LoadOptions {
   pool: number;
   timeout: number;
   json?: string;
+  report?: string;
   maxErrorRate?: number;
   maxP99?: number;
   merge?: string[];
@@ -93,6 +95,7 @@ export function parseOptions(argv: string[]): LoadOptions {
     .option("--pool <n>", "the reference forum's PostgreSQL pool", number(1, 10_000, true), 1000)
     .option("--timeout <ms>", "time limit of each request", number(1), 120_000)
     .option("--json <file>", "write the full results, histograms included, to this file")
+    .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
     .option("--max-error-rate <fraction>", "fail (exit 1) when more than this share of actions fail", number(0, 1))
     .option("--max-p99 <ms>", "fail (exit 1) when any action's p99 latency exceeds this", number(0))
     .option("--merge <files...>", "merge the JSON results of several instances instead of running")
@@ -141,6 +144,8 @@ interface Second {
   requests: number;
   errors: number;
   histogram: Histogram;
+  /** Latencies of the actions (signup, reply, ...) that ended in this second. */
+  actions: Map<string, Histogram>;
   activeUsers: number;
   pgBackends: number;
 }
@@ -164,7 +169,14 @@ class Recorder {
     const now = Math.floor(Date.now() / 1000);
     let second = this.seconds.get(now);
     if (!second) {
-      second = { requests: 0, errors: 0, histogram: histogram(true), activeUsers: 0, pgBackends: 0 };
+      second = {
+        requests: 0,
+        errors: 0,
+        histogram: histogram(true),
+        actions: new Map(),
+        activeUsers: 0,
+        pgBackends: 0,
+      };
       this.seconds.set(now, second);
     }
     second.activeUsers = Math.max(second.activeUsers, this.activeUsers);
@@ -187,8 +199,14 @@ class Recorder {
 
   add(name: string, kind: Metric["kind"], ms: number, failure?: Failure): void {
     const metric = this.metric(name, kind);
+    const us = Math.max(1, Math.round(ms * 1000));
     metric.count++;
-    metric.histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
+    metric.histogram.recordValue(us);
+    if (kind === "action") {
+      const actions = this.second().actions;
+      if (!actions.has(name)) actions.set(name, histogram(true));
+      actions.get(name)!.recordValue(us);
+    }
     if (failure) {
       metric.errors++;
       if (metric.failures.length < FAILURES_KEPT) metric.failures.push(failure);
@@ -490,6 +508,8 @@ export interface Results {
     max: number;
     activeUsers: number;
     pgBackends: number;
+    /** Per action, the actions that ended in this second. */
+    actions: Record<string, { count: number; p50: number; p99: number }>;
   }[];
   postgres: { sampled: boolean; peakBackends: number; maxConnections: number; pool?: number; error?: string };
   generator: {
@@ -550,6 +570,11 @@ function timelineOf(seconds: Map<number, Second>): Results["timeline"] {
     max: s.histogram.maxValue / 1000,
     activeUsers: s.activeUsers,
     pgBackends: s.pgBackends,
+    actions: Object.fromEntries(
+      [...s.actions].map((
+        [name, h],
+      ) => [name, { count: h.totalCount, p50: percentile(h, 50), p99: percentile(h, 99) }]),
+    ),
   }));
 }
 
@@ -596,8 +621,14 @@ export function merge(all: Results[], options: Pick<LoadOptions, "maxErrorRate" 
   const timeline = new Map<number, Results["timeline"][number]>();
   for (const point of all.flatMap((r) => r.timeline)) {
     const t = timeline.get(point.t);
-    if (!t) timeline.set(point.t, { ...point });
+    if (!t) timeline.set(point.t, { ...point, actions: { ...point.actions } });
     else {
+      for (const [name, a] of Object.entries(point.actions ?? {})) {
+        const mine = t.actions[name];
+        t.actions[name] = mine
+          ? { count: mine.count + a.count, p50: Math.max(mine.p50, a.p50), p99: Math.max(mine.p99, a.p99) }
+          : { ...a };
+      }
       t.requests += point.requests;
       t.errors += point.errors;
       t.activeUsers += point.activeUsers;
@@ -906,7 +937,7 @@ export async function runLoad(options: LoadOptions, log: (line: string) => void 
     const partial: Omit<Results, "verdict"> = {
       tool: "tierload",
       format: 1,
-      settings: { ...options, url, embedded: embedded !== null, merge: undefined, json: undefined },
+      settings: { ...options, url, embedded: embedded !== null, merge: undefined, json: undefined, report: undefined },
       instances: [options.instance],
       startedAt,
       endedAt,
@@ -962,6 +993,10 @@ export async function main(argv = process.argv): Promise<void> {
   if (options.json) {
     writeFileSync(options.json, JSON.stringify(results, null, 1));
     log(`Results written to ${options.json}`);
+  }
+  if (options.report) {
+    writeFileSync(options.report, renderReport(results));
+    log(`Report written to ${options.report}`);
   }
   process.exitCode = results.interrupted ? 130 : results.verdict.ok ? 0 : 1;
 }
