@@ -59,13 +59,17 @@ try {
   await db.connect();
   let peak = 0;
   let peakBusy = 0;
+  let sampling = false;
   const sampler = setInterval(async () => {
+    if (sampling) return;
+    sampling = true;
     const { rows } = await db.query(
       `SELECT count(*)::int AS n, count(*) FILTER (WHERE state <> 'idle')::int AS busy FROM pg_stat_activity
        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
     );
     peak = Math.max(peak, rows[0].n);
     peakBusy = Math.max(peakBusy, rows[0].busy);
+    sampling = false;
   }, 50);
   const started = performance.now();
   const statuses = await Promise.all(
