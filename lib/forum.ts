@@ -34,18 +34,22 @@ export type { Session } from "./fetchData.ts";
 // Errors that say which step failed, for whom, and what was seen
 // ---------------------------------------------------------------------------------------------
 
-/** A user's step failed. `url`, `status` and `excerpt` say what the server answered, when it did. */
+/**
+ * A user's step failed. `url`, `status` and `excerpt` say what the server answered, when it did:
+ * the page that lacks the step's effect, or the error page of the cause.
+ */
 export class StepError extends Error {
   readonly url?: string;
   readonly status?: number;
   readonly excerpt?: string;
-  constructor(readonly step: string, readonly user: string, reason: string, cause?: unknown) {
+  constructor(readonly step: string, readonly user: string, reason: string, cause?: unknown, page?: Page) {
     super(`Cannot ${step} as ${user}: ${reason}`, { cause });
     this.name = "StepError";
-    if (cause instanceof HttpError) {
-      this.url = cause.url;
-      this.status = cause.status;
-      this.excerpt = excerpt(cause.body, 500);
+    const answer = page ?? (cause instanceof HttpError ? cause : undefined);
+    if (answer) {
+      this.url = answer.url;
+      this.status = answer.status;
+      this.excerpt = excerpt(answer.body, 500);
     } else if (cause instanceof RequestError) {
       this.url = cause.url;
     }
@@ -87,11 +91,7 @@ async function step<T>(session: Session, what: string, action: () => Promise<T>)
 
 /** Throws a StepError unless `ok`: the action was answered, but its effect is not on the page. */
 function confirm(ok: boolean, session: Session, what: string, seen: string, page: Page): void {
-  if (!ok) {
-    const error = new StepError(what, userOf(session), `${seen} (${page.url})`);
-    Object.assign(error, { url: page.url, status: page.status, excerpt: excerpt(page.body, 500) });
-    throw error;
-  }
+  if (!ok) throw new StepError(what, userOf(session), `${seen} (${page.url})`, undefined, page);
 }
 
 function idFrom(url: string, what: string): number {
@@ -202,11 +202,15 @@ export function getNumThreads(session: Session, forumId: number): Promise<number
 
 /** The thread count the forum's page states, which must agree with the rows listed. */
 export function getStatedNumThreads(session: Session, forumId: number): Promise<number> {
+  return statedCount(session, `read the thread count of forum ${forumId}`, "forum", forumId, "thread-count");
+}
+
+/** A count a page states in `<span class="NAME">`. */
+function statedCount(session: Session, what: string, page: string, id: number, name: string): Promise<number> {
   return step(
     session,
-    `read the thread count of forum ${forumId}`,
-    async () =>
-      Number(await fetchOne(session, "forum", "//html:span[@class='thread-count']", undefined, { id: forumId })),
+    what,
+    async () => Number(await fetchOne(session, page, "//html:span[@class=$name]", undefined, { id }, { name })),
   );
 }
 
@@ -299,12 +303,7 @@ export async function getNumPosts(session: Session, threadId: number): Promise<n
 
 /** The post count a thread's page states. */
 export function getStatedNumPosts(session: Session, threadId: number): Promise<number> {
-  return step(
-    session,
-    `read the post count of thread ${threadId}`,
-    async () =>
-      Number(await fetchOne(session, "thread", "//html:span[@class='post-count']", undefined, { id: threadId })),
-  );
+  return statedCount(session, `read the post count of thread ${threadId}`, "thread", threadId, "post-count");
 }
 
 /** Starts a thread and answers its id; confirms the new thread's page shows the title and the post. */

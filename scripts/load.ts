@@ -334,7 +334,8 @@ export interface NothingLost {
   missingThreads: number[];
   missingReplies: { threadId: number; postId: number }[];
   countDifferences: { threadId: number; expected: number; shown: number }[];
-  statedThreads: { expected: number; shown: number };
+  /** The forum's stated thread count after the run; shown is null when it could not be read. */
+  statedThreads: { expected: number; shown: number | null };
   note?: string;
 }
 
@@ -740,7 +741,7 @@ export function formatReport(r: Results): string {
     lines.push(
       n.ok
         ? `Nothing lost: all ${n.threadsCreated} threads and ${n.repliesPosted} replies the run counted are on the forum, and its counts moved by exactly that (${n.statedThreads.shown} threads)`
-        : n.statedThreads.shown < 0
+        : n.statedThreads.shown === null
         ? `Nothing lost: NOT CHECKED, ${n.note}`
         : `LOST OR MISCOUNTED: ${n.missingThreads.length} threads and ${n.missingReplies.length} replies missing, ${n.countDifferences.length} threads with other post counts than written, thread count ${n.statedThreads.shown} (expected ${n.statedThreads.expected})${
           n.note ? `; ${n.note}` : ""
@@ -925,7 +926,7 @@ export async function runLoad(options: LoadOptions, log: (line: string) => void 
       missingThreads: [],
       missingReplies: [],
       countDifferences: [],
-      statedThreads: { expected: before.statedThreads + writes.threads.size, shown: -1 },
+      statedThreads: { expected: before.statedThreads + writes.threads.size, shown: null },
       note: `the check could not run: ${error.message}`,
     }));
 
