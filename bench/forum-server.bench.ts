@@ -9,8 +9,9 @@
  *    busy at the same moment) from pg_stat_activity, sampled every 50 ms, against max_connections.
  */
 import pg from "pg";
+import { cookieHeader } from "../lib/fetchData.ts";
 import { createThread, getForumId, signup } from "../lib/forum.ts";
-import { startEmbeddedForum } from "../scripts/load.ts";
+import { spawnForum } from "../scripts/forum-server.ts";
 
 const [seconds = 10, concurrency = 64] = process.argv.slice(2).map(Number);
 
@@ -34,12 +35,12 @@ async function rate(name: string, send: (i: number) => Promise<Response>, expect
   );
 }
 
-const forum = await startEmbeddedForum(1000);
+const forum = await spawnForum(1000);
 try {
   const session = await signup(forum.url, `bench_${Date.now().toString(36)}`, "bench-password");
   const forumId = await getForumId(session, "General");
   const threadId = await createThread(session, forumId, "Benchmark thread", "First");
-  const cookie = [...session.cookies].map(([name, c]) => `${name}=${c.value}`).join("; ");
+  const cookie = cookieHeader(session, new URL(forum.url));
   const csrf = session.cookies.get("csrf")!.value;
 
   const forumPage = () => fetch(`${forum.url}forum?id=${forumId}`, { headers: { cookie } });

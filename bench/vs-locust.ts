@@ -14,7 +14,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startForum } from "../scripts/forum-server.ts";
-import type { Results } from "../scripts/load.ts";
+import { runtimeCommand } from "../lib/process.ts";
+import type { Results } from "../lib/results.ts";
 
 const [users = 300, actions = 5, rounds = 3] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), "tierload-vs-"));
@@ -33,21 +34,9 @@ interface Cost {
 
 async function ours(url: string, round: number): Promise<Cost> {
   const json = join(dir, `ours-${round}.json`);
-  const runtime = process.versions.deno ? ["run", "-A"] : ["--import", "tsx"];
-  await run(process.execPath, [
-    ...runtime,
-    "scripts/load.ts",
-    "--url",
-    url,
-    "--users",
-    String(users),
-    "--actions",
-    String(actions),
-    "--instance",
-    `vs${round}`,
-    "--json",
-    json,
-  ]);
+  const args = ["--url", url, "--users", String(users), "--actions", String(actions), "--instance", `vs${round}`];
+  const [command, ...rest] = runtimeCommand("scripts/load.ts", [...args, "--json", json]);
+  await run(command, rest);
   const r: Results = JSON.parse(readFileSync(json, "utf8"));
   const entries = Object.values(r.actions);
   const sum = (kind: string, key: "count" | "errors") =>

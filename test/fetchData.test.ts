@@ -5,21 +5,18 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import {
   createSession,
-  evaluateXPath,
-  fastNodes,
   fetchData,
   fetchOne,
   fetchPage,
   HttpError,
-  matchAll,
-  parseHtml,
   post,
   queryOne,
+  queryRows,
   RequestError,
   type RequestRecord,
-  stringValue,
   submitForm,
 } from "../lib/fetchData.ts";
+import { evaluateXPath, fastNodes, matchAll, parseHtml, stringValue } from "../lib/html.ts";
 
 const texts = (value: unknown) => (value as Node[]).map(stringValue);
 const names = (value: unknown) => (value as Element[]).map((n) => n.localName);
@@ -114,7 +111,7 @@ describe("parseHtml() builds the tree a browser builds", () => {
   });
 
   test("nodes are built by parseHtml's own constructors for this linkedom version", () => {
-    assert.equal(fastNodes, true, "linkedom changed its node fields: update the constructors in lib/fetchData.ts");
+    assert.equal(fastNodes, true, "linkedom changed its node fields: update the constructors in lib/html.ts");
     const doc = parseHtml('<p class="a b">x</p>');
     const p = doc.querySelector("p")!;
     assert.equal(p.classList.contains("b"), true);
@@ -242,6 +239,13 @@ describe("over HTTP", () => {
         return res.end(
           Buffer.concat([Buffer.from('<meta charset="windows-1252"><p>'), Buffer.from([0x93, 0x68, 0x69, 0x94])]),
         );
+      case "/app/posts":
+        return html(
+          200,
+          `<div class=post id=post-1><span class=author>ann</span><div class=body>first</div></div>
+          <div class=post id=post-2><div class=body>no author</div></div>
+          <div class=post id=post-3><span class=author>bob</span><div class=body>third</div></div>`,
+        );
       case "/app/slow":
         return setTimeout(() => html(200, "late"), 2000).unref();
       default:
@@ -260,7 +264,7 @@ describe("over HTTP", () => {
   test("fetchData() answers the seed's count query, params in the query string", async () => {
     const session = createSession(base);
     assert.equal(await fetchData(session, "forum", "count(//html:tr[@class='thread'])", undefined, { id: 3 }), 1);
-    assert.deepEqual(await fetchData(session, "forum", "//html:td", /(\d)/, { id: 7 }).then((m) => m[0][1]), "7");
+    assert.deepEqual((await fetchData(session, "forum", "//html:td", /(\d)/, { id: 7 }))[0][1], "7");
     assert.equal(
       await fetchOne(session, "echo", "//html:p[@class='query']", undefined, { a: "x y", b: "&" }),
       "?a=x+y&b=%26",
@@ -288,7 +292,7 @@ describe("over HTTP", () => {
       error.message,
       /^GET http:\/\/127\.0\.0\.1:\d+\/app\/broken answered 500 Internal Server Error: Internal error database is down$/,
     );
-    assert.match(error.body, /<p class=error>database is down/);
+    assert.match(error.page.body, /<p class=error>database is down/);
   });
 
   test("a redirect is followed and the final URL shows the bounce to the login page", async () => {
@@ -328,6 +332,24 @@ describe("over HTTP", () => {
       return true;
     });
     await assert.rejects(fetchOne(session, "echo", "//html:p"), /found 2: "", "\?"|found 2/);
+  });
+
+  test("queryRows() keeps each row's values together, even when a row lacks one", async () => {
+    const page = await fetchPage(createSession(base), "posts");
+    const rows = queryRows(page, "//html:div[@class='post']", {
+      id: "@id",
+      author: "html:span[@class='author']",
+      body: "html:div[@class='body']",
+    });
+    assert.deepEqual(rows, [
+      { id: "post-1", author: "ann", body: "first" },
+      { id: "post-2", author: "", body: "no author" },
+      { id: "post-3", author: "bob", body: "third" },
+    ]);
+    assert.throws(
+      () => queryRows(page, "count(//html:div)", { id: "@id" }),
+      /row query count\(\/\/html:div\) .* selects no nodes/,
+    );
   });
 
   test("a request has a timeout and names what it was waiting for", async () => {

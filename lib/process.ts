@@ -1,0 +1,91 @@
+/**
+ * Child processes as the scripts and tests use them: run a TypeScript file under the runtime running
+ * this one, watch what a child prints, stop it and wait until it is gone, read the open-file limits.
+ */
+import { type ChildProcess, spawnSync } from "node:child_process";
+import { platform } from "node:os";
+
+/** The command that runs a TypeScript file under this runtime: Deno's `run -A`, or Node with this process's loader. */
+export function runtimeCommand(script: string, args: string[] = []): string[] {
+  const runtime = process.versions.deno ? ["run", "-A"] : process.execArgv;
+  return [process.execPath, ...runtime, script, ...args];
+}
+
+/** What a child printed so far, kept as it arrives. */
+export interface Output {
+  stdout: string;
+  stderr: string;
+}
+
+/** Keeps everything the child prints on its piped stdout and stderr. */
+export function recordOutput(child: ChildProcess): Output {
+  const output = { stdout: "", stderr: "" };
+  child.stdout?.on("data", (chunk) => output.stdout += chunk);
+  child.stderr?.on("data", (chunk) => output.stderr += chunk);
+  return output;
+}
+
+/**
+ * Resolves with what `stream` printed once it matches `pattern`; rejects, with the child's last words,
+ * when the child ends first or `timeoutMs` passes.
+ */
+export function waitForOutput(
+  child: ChildProcess,
+  output: Output,
+  stream: keyof Output,
+  pattern: string | RegExp,
+  timeoutMs = 60_000,
+): Promise<string> {
+  const matches = () => typeof pattern === "string" ? output[stream].includes(pattern) : pattern.test(output[stream]);
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      child[stream]?.off("data", check);
+      child.off("close", ended);
+      error ? reject(error) : resolve(output[stream]);
+    };
+    const check = () => matches() && setImmediate(done);
+    const lastWords = () => (output.stderr || output.stdout).trim().slice(-2000);
+    const ended = (code: number | null, signal: string | null) =>
+      matches()
+        ? done()
+        : done(new Error(`it ended (${signal ?? `exit ${code}`}) before printing ${pattern}: ${lastWords()}`));
+    const timer = setTimeout(
+      () => done(new Error(`no ${pattern} within ${timeoutMs / 1000} s: ${lastWords()}`)),
+      timeoutMs,
+    );
+    child[stream]?.on("data", check);
+    child.on("close", ended);
+    if (child.exitCode !== null || child.signalCode !== null) ended(child.exitCode, child.signalCode);
+    else check();
+  });
+}
+
+/** Whether the child has ended. */
+export function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/**
+ * Asks a child to stop (`"stdin"`: by closing its stdin, for children that watch it; or a signal),
+ * and waits until it has; after `graceMs` it is killed.
+ */
+export async function stopChild(child: ChildProcess, how: "stdin" | NodeJS.Signals, graceMs: number): Promise<void> {
+  if (exited(child)) return;
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  if (how === "stdin" && platform() !== "win32") child.stdin?.end();
+  else child.kill(how === "stdin" ? "SIGTERM" : how);
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await closed;
+  clearTimeout(timer);
+}
+
+/** The soft and hard limits on open files, as a shell started from here sees them (null on Windows). */
+export function openFileLimits(): { soft: number; hard: number } | null {
+  if (platform() === "win32") return null;
+  const read = (flag: string) => spawnSync("sh", ["-c", `ulimit ${flag}`], { encoding: "utf8" }).stdout.trim();
+  const soft = Number(read("-Sn"));
+  const hard = read("-Hn");
+  if (!Number.isFinite(soft)) return null;
+  return { soft, hard: hard === "unlimited" ? Infinity : Number(hard) };
+}

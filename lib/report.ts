@@ -1,0 +1,360 @@
+/**
+ * Results as a person reads them: the text report printed after a run, and the self-contained HTML page
+ * (`--report`). Both say the same things in the same words: each sentence and threshold is written
+ * once, below, and the page adds charts (inline SVG drawn here: the page loads nothing and runs no
+ * script, in light or dark colours, at any width).
+ *
+ *   npx tsx scripts/load.ts --report report.html                      # after a run
+ *   npx tsx scripts/load.ts --merge a.json b.json --report all.html   # from saved (or merged) JSON
+ */
+import { BUSY_SHARE, distribution, entriesOf, type Results } from "./results.ts";
+import { escapeHtml } from "./web.ts";
+
+// ---------------------------------------------------------------------------------------------
+// The sentences, shared by both reports
+// ---------------------------------------------------------------------------------------------
+
+/** What was run, against what. */
+function headline(r: Results): string {
+  const s = r.settings;
+  return `tierload: ${s.users} users x ${s.actions} actions (reply share ${s.replyShare}) against ${s.url}${
+    s.embedded ? " (the reference forum)" : ""
+  }`;
+}
+
+function requestsSentence(r: Results): string {
+  const pages = entriesOf(r, "page");
+  const requests = pages.reduce((n, [, a]) => n + a.count, 0);
+  const failed = pages.reduce((n, [, a]) => n + a.errors, 0);
+  return `${r.interrupted ? "Interrupted after" : "Ran for"} ${r.wallSeconds.toFixed(1)} s: ${requests} requests, ${
+    (requests / r.wallSeconds || 0).toFixed(0)
+  } per second, ${failed} failed`;
+}
+
+function postgresSentence(r: Results): string {
+  const p = r.postgres;
+  if (!p.sampled) {
+    return `PostgreSQL: not sampled${p.error ? ` (${p.error})` : " (give --database-url to sample pg_stat_activity)"}`;
+  }
+  const held = p.pool !== undefined && p.peakBackends >= p.pool
+    ? `: ${r.settings.users} users held ${p.peakBackends} connections`
+    : "";
+  return `PostgreSQL: peak ${p.peakBackends} client backends, max_connections ${p.maxConnections}${
+    p.pool ? `, pool ${p.pool}` : ""
+  }${held}`;
+}
+
+/** The nothing-lost check's finding, and whether it is a bad one. */
+function nothingLostSentence(r: Results): { text: string; bad: boolean } {
+  const n = r.nothingLost;
+  if (!n) return { text: "Nothing lost: not checked", bad: false };
+  if (n.ok) {
+    return {
+      text: `Nothing lost: all ${n.threadsCreated} threads and ${n.repliesPosted} replies the run counted are on the ` +
+        `forum, and its counts moved by exactly that (${n.statedThreads.shown} threads)`,
+      bad: false,
+    };
+  }
+  if (n.statedThreads.shown === null) return { text: `Nothing lost: NOT CHECKED, ${n.note}`, bad: true };
+  return {
+    text: `LOST OR MISCOUNTED: ${n.missingThreads.length} threads and ${n.missingReplies.length} replies missing, ` +
+      `${n.countDifferences.length} threads with other post counts than written, thread count ` +
+      `${n.statedThreads.shown} (expected ${n.statedThreads.expected})${n.note ? `; ${n.note}` : ""}`,
+    bad: true,
+  };
+}
+
+function generatorSentences(r: Results): { text: string; bad: boolean }[] {
+  const g = r.generator;
+  const machineBusy = g.machineBusyShare > BUSY_SHARE;
+  return [
+    {
+      text: `Generator: ${g.cpuSeconds.toFixed(1)} CPU-s, ${g.cpuMsPerRequest.toFixed(2)} ms per request, ${
+        (g.coreShare * 100).toFixed(0)
+      } % of one core; event-loop lag p99 ${g.eventLoopLagP99Ms.toFixed(0)} ms, max ${
+        g.eventLoopLagMaxMs.toFixed(0)
+      } ms`,
+      bad: false,
+    },
+    ...(g.saturated
+      ? [{
+        text: "SATURATED: the generator itself was the bottleneck, so its latencies measure it, not the forum",
+        bad: true,
+      }]
+      : []),
+    {
+      text: `Machine: ${g.cores} cores, ${(g.machineBusyShare * 100).toFixed(0)} % busy${
+        machineBusy
+          ? ": the CPUs were the limit, shared by the generator, the app and the database; latencies include waiting for a CPU"
+          : ""
+      }`,
+      bad: false,
+    },
+  ];
+}
+
+function verdictSentence(r: Results): string {
+  return r.verdict.ok ? "Verdict: PASS" : `Verdict: FAIL: ${r.verdict.reasons.join("; ")}`;
+}
+
+const COLUMNS = ["count", "errors", "per s", "min", "p50", "p90", "p99", "max"];
+
+/** A table row's cells: count, errors, per second, then the latencies in ms. */
+function cells(a: Results["actions"][string]): string[] {
+  const m = a.summary;
+  const ms = (v: number) => v < 10 ? v.toFixed(2) : v.toFixed(0);
+  return [String(m.count), String(m.errors), m.perSecond.toFixed(1), ...[m.min, m.p50, m.p90, m.p99, m.max].map(ms)];
+}
+
+/** Actions first, then the page loads inside them. */
+function rowsOf(r: Results): [string, Results["actions"][string]][] {
+  return [...entriesOf(r, "action"), ...entriesOf(r, "page")];
+}
+
+function failuresOf(r: Results) {
+  return entriesOf(r, "action").flatMap(([name, a]) => a.failures.map((f) => ({ name, ...f })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text
+// ---------------------------------------------------------------------------------------------
+
+/** The report a person reads: headline, per-action table, PostgreSQL, nothing lost, generator, verdict. */
+export function formatReport(r: Results): string {
+  const widths = [7, 8, 8, 9, 9, 9, 9, 9];
+  const line = (name: string, values: string[]) =>
+    name.padEnd(22) + values.map((v, i) => v.padStart(widths[i])).join("");
+  const lines = [headline(r), requestsSentence(r), "", line("", COLUMNS) + "  ms"];
+  for (const [name, a] of rowsOf(r)) lines.push(line((a.kind === "page" ? "  " : "") + name, cells(a)));
+  lines.push("", postgresSentence(r), nothingLostSentence(r).text);
+  lines.push(...generatorSentences(r).map((s, i) => (i > 0 && s.text.startsWith("SATURATED") ? "  " : "") + s.text));
+  const failures = failuresOf(r);
+  if (failures.length) {
+    lines.push("", "First failures:");
+    for (const f of failures) {
+      lines.push(`  ${f.name}: ${f.message}`);
+      if (f.excerpt) lines.push(`    page: ${f.excerpt.slice(0, 200)}`);
+    }
+  }
+  lines.push("", verdictSentence(r));
+  return lines.join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML
+// ---------------------------------------------------------------------------------------------
+
+const SERIES = ["var(--c1)", "var(--c2)", "var(--c3)", "var(--c4)", "var(--c5)", "var(--c6)"];
+
+interface Series {
+  name: string;
+  points: [number, number][];
+  dashed?: boolean;
+  /** Index into the palette; series of one action (p50, p99) share a colour. */
+  colour?: number;
+}
+
+/**
+ * A line chart: x and y axes with a few round ticks, one polyline per series, a legend.
+ * `xTicks` places the x labels (default: five, evenly spread).
+ */
+function lineChart(
+  title: string,
+  yUnit: string,
+  series: Series[],
+  xLabels: (x: number) => string,
+  xTicks?: number[],
+): string {
+  const width = 720, height = 240, left = 56, right = 28, top = 12, bottom = 28;
+  const all = series.flatMap((s) => s.points);
+  if (all.length === 0) {
+    return `<figure class="chart"><figcaption>${escapeHtml(title)}</figcaption><p class="empty">No data.</p></figure>`;
+  }
+  const [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
+  const yMax = niceMax(Math.max(...all.map((p) => p[1]), 1));
+  const sx = (x: number) => left + (x1 === x0 ? 0 : ((x - x0) / (x1 - x0)) * (width - left - right));
+  const sy = (y: number) => top + (1 - y / yMax) * (height - top - bottom);
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);
+  const xs = xTicks ?? [0, 0.25, 0.5, 0.75, 1].map((f) => x0 + f * (x1 - x0));
+  const colour = (s: Series, i: number) => SERIES[(s.colour ?? i) % SERIES.length];
+  const lines = series.map((s, i) => {
+    const path = s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    return `<polyline class="series" fill="none" stroke="${colour(s, i)}" stroke-width="2"` +
+      `${s.dashed ? ' stroke-dasharray="6 4"' : ""} points="${path}"><title>${escapeHtml(s.name)}</title></polyline>`;
+  });
+  return `<figure class="chart" data-chart="${escapeHtml(title)}">
+<figcaption>${escapeHtml(title)}</figcaption>
+<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(title)}">
+${
+    ticks.map((y) =>
+      `<line class="grid" x1="${left}" x2="${width - right}" y1="${sy(y)}" y2="${sy(y)}"/><text class="tick" x="${
+        left - 6
+      }" y="${sy(y) + 4}" text-anchor="end">${formatNumber(y)}</text>`
+    ).join("\n")
+  }
+${
+    xs.map((x) =>
+      `<text class="tick" x="${sx(x)}" y="${height - 8}" text-anchor="middle">${escapeHtml(xLabels(x))}</text>`
+    )
+      .join("\n")
+  }
+<text class="unit" x="${left}" y="${top - 2}">${escapeHtml(yUnit)}</text>
+${lines.join("\n")}
+</svg>
+<ul class="legend">${
+    series.map((s, i) =>
+      `<li><span class="${s.dashed ? "dashed" : ""}" style="background:${colour(s, i)}"></span>${
+        escapeHtml(s.name)
+      }</li>`
+    ).join("")
+  }</ul>
+</figure>`;
+}
+
+function niceMax(value: number): number {
+  const magnitude = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((m) => m >= value)!;
+}
+
+function formatNumber(value: number): string {
+  return value >= 1000 ? `${+(value / 1000).toFixed(1)}k` : `${+value.toFixed(value < 10 ? 1 : 0)}`;
+}
+
+/** One action's latency percentile, second by second (results written before 2026-11 lack it). */
+function perAction(r: Results, name: string, t0: number, key: "p50" | "p99"): [number, number][] {
+  return r.timeline.filter((x) => x.actions?.[name]).map((x) => [x.t - t0, x.actions[name][key]]);
+}
+
+/** The percentiles at which the distribution chart reads each action's histogram. */
+const PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 99, 99.9, 100];
+
+const item = (s: { text: string; bad: boolean }) => `<li${s.bad ? ' class="bad"' : ""}>${escapeHtml(s.text)}</li>`;
+
+/** The self-contained HTML page: settings, verdict, table, charts over time, distributions, failures. */
+export function renderReport(r: Results): string {
+  const s = r.settings;
+  const t0 = r.timeline[0]?.t ?? Math.floor(r.startedAt / 1000);
+  const span = (r.timeline.at(-1)?.t ?? t0) - t0;
+  const seconds = (t: number) => `${span < 10 ? t.toFixed(1) : Math.round(t)} s`;
+  const at = (pick: (p: Results["timeline"][number]) => number) =>
+    r.timeline.map((p) => [p.t - t0, pick(p)] as [number, number]);
+  const actions = entriesOf(r, "action");
+  const verdict = r.verdict.ok ? "PASS" : "FAIL";
+  const row = ([name, a]: [string, Results["actions"][string]]) =>
+    `<tr class="${a.kind}"><th>${escapeHtml(name)}</th>` +
+    cells(a).map((v, i) => `<td${i === 1 && a.summary.errors ? ' class="bad"' : ""}>${v}</td>`).join("") + "</tr>";
+  const p = r.postgres;
+  const charts = [
+    lineChart("Requests and errors per second", "per second", [
+      { name: "requests", points: at((x) => x.requests) },
+      { name: "errors", points: at((x) => x.errors) },
+    ], seconds),
+    lineChart(
+      "Latency per action, p50 and p99",
+      "ms",
+      actions.flatMap(([name], i) => [
+        { name: `${name} p50`, points: perAction(r, name, t0, "p50"), colour: i },
+        { name: `${name} p99`, points: perAction(r, name, t0, "p99"), dashed: true, colour: i },
+      ]),
+      seconds,
+    ),
+    lineChart("Active users", "users", [{ name: "active users", points: at((x) => x.activeUsers) }], seconds),
+    p.sampled
+      ? lineChart("PostgreSQL client backends", "backends", [
+        { name: "client backends", points: at((x) => x.pgBackends) },
+        { name: `max_connections ${p.maxConnections}`, points: at(() => p.maxConnections), dashed: true },
+        ...(p.pool ? [{ name: `pool ${p.pool}`, points: at(() => p.pool!), dashed: true }] : []),
+      ], seconds)
+      : `<figure class="chart"><figcaption>PostgreSQL client backends</figcaption><p class="empty">${
+        escapeHtml(postgresSentence(r))
+      }.</p></figure>`,
+    lineChart(
+      "Latency distribution per action",
+      "ms",
+      actions.map(([name, a]) => ({
+        name,
+        points: distribution(a, PERCENTILES).map((ms, i) => [i, ms] as [number, number]),
+      })),
+      (i) => `p${PERCENTILES[i]}`,
+      PERCENTILES.map((_, i) => i),
+    ),
+  ];
+  const failures = failuresOf(r);
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>tierload report: ${escapeHtml(s.users)} users, ${verdict}</title>
+<style>
+:root { color-scheme: light dark; --bg: #fff; --fg: #1d1d1f; --muted: #6e6e73; --grid: #e5e5ea; --bad: #c62828; --good: #2e7d32;
+  --c1: #1f77b4; --c2: #d62728; --c3: #2ca02c; --c4: #9467bd; --c5: #ff7f0e; --c6: #17becf; }
+@media (prefers-color-scheme: dark) { :root { --bg: #111114; --fg: #f2f2f7; --muted: #a1a1aa; --grid: #2c2c30; --bad: #ef5350; --good: #66bb6a;
+  --c1: #5fa8e8; --c2: #f26b6b; --c3: #6cd46c; --c4: #b99be0; --c5: #ffad5c; --c6: #4fd6e6; } }
+body { margin: 0 auto; max-width: 1100px; padding: 16px; background: var(--bg); color: var(--fg); font: 14px/1.45 system-ui, sans-serif; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 24px 0 8px; }
+.verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; color: #fff; font-weight: 600; }
+.verdict.PASS { background: var(--good); } .verdict.FAIL { background: var(--bad); }
+.muted { color: var(--muted); } .bad { color: var(--bad); font-weight: 600; }
+.scroll { overflow-x: auto; } table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 8px; text-align: right; border-bottom: 1px solid var(--grid); white-space: nowrap; }
+th:first-child { text-align: left; } tr.page th { font-weight: normal; padding-left: 20px; color: var(--muted); }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 480px), 1fr)); gap: 16px; }
+figure.chart { margin: 0; } figcaption { font-weight: 600; margin-bottom: 4px; }
+svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); } .tick, .unit { fill: var(--muted); font-size: 11px; }
+.legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
+.legend span { display: inline-block; width: 12px; height: 3px; margin-right: 5px; vertical-align: middle; }
+.legend span.dashed { background-clip: content-box; padding: 0 3px; }
+.failure { border-left: 3px solid var(--bad); padding: 4px 10px; margin: 8px 0; overflow-wrap: anywhere; }
+.failure pre { white-space: pre-wrap; margin: 4px 0 0; color: var(--muted); font-size: 12px; }
+</style>
+</head>
+<body>
+<header>
+<h1>tierload: ${escapeHtml(s.users)} users x ${
+    escapeHtml(s.actions)
+  } actions <span class="verdict ${verdict}">${verdict}</span></h1>
+<p class="muted">${escapeHtml(headline(r))} &middot; ${new Date(r.startedAt).toISOString()} &middot;
+${escapeHtml(requestsSentence(r))} &middot; seed ${escapeHtml(s.seed)} &middot;
+instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", "))}</p>
+</header>
+<section class="verdicts">
+<h2>Verdict</h2>
+<ul>
+${item({ text: verdictSentence(r), bad: !r.verdict.ok })}
+${item(nothingLostSentence(r))}
+${item({ text: postgresSentence(r), bad: false })}
+${generatorSentences(r).map(item).join("\n")}
+</ul>
+</section>
+<section>
+<h2>Actions and page loads</h2>
+<div class="scroll"><table>
+<thead><tr><th></th>${COLUMNS.map((c) => `<th>${c}</th>`).join("")}</tr></thead>
+<tbody>
+${rowsOf(r).map(row).join("\n")}
+</tbody></table></div>
+</section>
+<section>
+<h2>Over time</h2>
+<div class="charts">
+${charts.join("\n")}
+</div>
+</section>
+<section>
+<h2>First failures</h2>
+${
+    failures.length
+      ? failures.map((f) =>
+        `<div class="failure"><strong>${escapeHtml(f.name)}</strong>: ${escapeHtml(f.message)}${
+          f.excerpt ? `<pre>${escapeHtml(f.excerpt)}</pre>` : ""
+        }</div>`
+      ).join("\n")
+      : "<p>None.</p>"
+  }
+</section>
+</body>
+</html>
+`;
+}

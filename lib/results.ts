@@ -1,0 +1,539 @@
+/**
+ * What a load run measures, and its JSON: the recorder the users' loop feeds, the samplers that watch
+ * the generator, the machine and PostgreSQL, one builder of Results for a run and for a merge of
+ * several, and the judge that turns Results into a verdict.
+ *
+ *   const recorder = new Recorder();
+ *   await recorder.action("reply", () => postToExistingThread(session, forumId));
+ *   const results = buildResults({ ...facts, metrics: recorder.metrics, timeline: recorder.timeline() }, thresholds);
+ *
+ * Latencies are kept in HDR histograms (microseconds, three significant digits), which the JSON keeps
+ * compressed so that instances merge exactly.
+ */
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import * as hdr from "hdr-histogram-js";
+import pg from "pg";
+
+/** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
+export const BUSY_SHARE = 0.9;
+/** Failures kept per action and page load, with their pages, for the report. */
+const FAILURES_KEPT = 5;
+
+/** Latencies in microseconds, up to an hour; `packed` for the many small per-second histograms. */
+function histogram(packed = false) {
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: packed ? 2 : 3,
+    bitBucketSize: packed ? "packed" : 32,
+  });
+}
+type Histogram = ReturnType<typeof histogram>;
+
+export interface Failure {
+  step: string;
+  message: string;
+  url?: string;
+  status?: number;
+  excerpt?: string;
+}
+
+/** An action (signup, reply: a user's step) or a page load inside one (`GET /forum`). */
+export type Kind = "action" | "page";
+
+interface Metric {
+  kind: Kind;
+  count: number;
+  errors: number;
+  histogram: Histogram;
+  failures: Failure[];
+}
+
+interface Second {
+  requests: number;
+  errors: number;
+  histogram: Histogram;
+  /** Latencies of the actions (signup, reply, ...) that ended in this second. */
+  actions: Map<string, Histogram>;
+  activeUsers: number;
+  pgBackends: number;
+}
+
+/** One request as tier 3 reports it to a session's observer. */
+interface RequestSeen {
+  method: string;
+  url: string;
+  status: number;
+  ms: number;
+  error?: Error;
+}
+
+const microseconds = (ms: number) => Math.max(1, Math.round(ms * 1000));
+
+/** Everything a run measures, as it happens. */
+export class Recorder {
+  readonly metrics = new Map<string, Metric>();
+  readonly seconds = new Map<number, Second>();
+  activeUsers = 0;
+  pgBackends = 0;
+
+  /** The current second's bucket, which also notes the users active and PostgreSQL's backends now. */
+  second(): Second {
+    const now = Math.floor(Date.now() / 1000);
+    let second = this.seconds.get(now);
+    if (!second) {
+      second = {
+        requests: 0,
+        errors: 0,
+        histogram: histogram(true),
+        actions: new Map(),
+        activeUsers: 0,
+        pgBackends: 0,
+      };
+      this.seconds.set(now, second);
+    }
+    second.activeUsers = Math.max(second.activeUsers, this.activeUsers);
+    second.pgBackends = Math.max(second.pgBackends, this.pgBackends);
+    return second;
+  }
+
+  /** A session observer recording each page load, named by method and path under `baseUrl`. */
+  requestObserver(baseUrl: string): (record: RequestSeen) => void {
+    return (record) => {
+      const path = record.url.startsWith(baseUrl)
+        ? record.url.slice(baseUrl.length).split(/[?#]/)[0]
+        : new URL(record.url).pathname.slice(1);
+      const failed = record.error !== undefined || record.status >= 400;
+      const failure = failed
+        ? {
+          step: `${record.method} ${record.url}`,
+          message: record.error?.message ?? `answered ${record.status}`,
+          url: record.url,
+          status: record.status || undefined,
+        }
+        : undefined;
+      this.add(`${record.method} /${path}`, "page", record.ms, failure);
+      const second = this.second();
+      second.requests++;
+      if (failed) second.errors++;
+      second.histogram.recordValue(microseconds(record.ms));
+    };
+  }
+
+  /** Times an adapter call as the action `name`; a failure is counted and kept, never thrown. */
+  async action<T>(name: string, call: () => Promise<T>): Promise<T | undefined> {
+    const started = performance.now();
+    try {
+      const result = await call();
+      this.add(name, "action", performance.now() - started);
+      return result;
+    } catch (error) {
+      this.add(name, "action", performance.now() - started, failureOf(error));
+      return undefined;
+    }
+  }
+
+  /** Errors so far, of actions or of page loads. */
+  errors(kind: Kind): number {
+    return [...this.metrics.values()].filter((m) => m.kind === kind).reduce((n, m) => n + m.errors, 0);
+  }
+
+  /** The per-second timeline as the JSON keeps it. */
+  timeline(): Results["timeline"] {
+    return [...this.seconds].sort(([a], [b]) => a - b).map(([t, s]) => ({
+      t,
+      requests: s.requests,
+      errors: s.errors,
+      p50: percentile(s.histogram, 50),
+      p99: percentile(s.histogram, 99),
+      max: s.histogram.maxValue / 1000,
+      activeUsers: s.activeUsers,
+      pgBackends: s.pgBackends,
+      actions: Object.fromEntries(
+        [...s.actions].map((
+          [name, h],
+        ) => [name, { count: h.totalCount, p50: percentile(h, 50), p99: percentile(h, 99) }]),
+      ),
+    }));
+  }
+
+  private add(name: string, kind: Kind, ms: number, failure?: Failure): void {
+    const metric = metricOf(this.metrics, name, kind);
+    metric.count++;
+    metric.histogram.recordValue(microseconds(ms));
+    if (kind === "action") {
+      const actions = this.second().actions;
+      if (!actions.has(name)) actions.set(name, histogram(true));
+      actions.get(name)!.recordValue(microseconds(ms));
+    }
+    if (failure) {
+      metric.errors++;
+      if (metric.failures.length < FAILURES_KEPT) metric.failures.push(failure);
+    }
+  }
+}
+
+function metricOf(metrics: Map<string, Metric>, name: string, kind: Kind): Metric {
+  let metric = metrics.get(name);
+  if (!metric) metrics.set(name, metric = { kind, count: 0, errors: 0, histogram: histogram(), failures: [] });
+  return metric;
+}
+
+/** A failure as the report shows it; errors that name their step, URL, status and page (StepError) keep them. */
+function failureOf(error: unknown): Failure {
+  const { step, url, status, excerpt } = (error ?? {}) as Partial<Failure>;
+  const message = error instanceof Error ? error.message : String(error);
+  return { step: typeof step === "string" ? step : "(unknown)", message, url, status, excerpt };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Samplers: the machine, the generator's event loop, PostgreSQL's client backends
+// ---------------------------------------------------------------------------------------------
+
+/** Answers, when called, the share of the machine's CPU time that was busy since this call. */
+export function watchMachine(): () => number {
+  const totals = () =>
+    cpus().reduce((t, { times }) => {
+      const busy = times.user + times.nice + times.sys + times.irq;
+      return { busy: t.busy + busy, all: t.all + busy + times.idle };
+    }, { busy: 0, all: 0 });
+  const start = totals();
+  return () => {
+    const end = totals();
+    return end.all > start.all ? (end.busy - start.busy) / (end.all - start.all) : 0;
+  };
+}
+
+/** Event-loop lag: how late a 100 ms timer fires. High lag means the generator, not the app, is slow. */
+export function watchEventLoop(): { stop(): { p99Ms: number; maxMs: number } } {
+  const lag = histogram();
+  let expected = performance.now() + 100;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    lag.recordValue(microseconds(now - expected));
+    expected = now + 100;
+  }, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      return { p99Ms: lag.getValueAtPercentile(99) / 1000, maxMs: lag.maxValue / 1000 };
+    },
+  };
+}
+
+export interface PgSampler {
+  maxConnections: number;
+  peak: number;
+  error?: string;
+  stop(): Promise<void>;
+}
+
+/** Counts client backends in pg_stat_activity five times a second (its own connection excluded). */
+export async function samplePostgres(databaseUrl: string, recorder: Recorder): Promise<PgSampler> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  client.on("error", () => {});
+  await client.connect();
+  let busy: Promise<void> = Promise.resolve();
+  let sampling = false;
+  const timer = setInterval(() => {
+    if (sampling) return;
+    sampling = true;
+    busy = client.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    ).then((result) => {
+      recorder.pgBackends = result.rows[0].n;
+      sampler.peak = Math.max(sampler.peak, recorder.pgBackends);
+      recorder.second();
+    }, (error) => {
+      sampler.error ??= error.message;
+    }).finally(() => sampling = false);
+  }, 200);
+  const sampler: PgSampler = {
+    maxConnections: Number((await client.query("SHOW max_connections")).rows[0].max_connections),
+    peak: 0,
+    async stop() {
+      clearInterval(timer);
+      await busy;
+      await client.end().catch(() => {});
+    },
+  };
+  return sampler;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results: the JSON, built once for a run or a merge, and judged
+// ---------------------------------------------------------------------------------------------
+
+export interface Summary {
+  count: number;
+  errors: number;
+  perSecond: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export interface NothingLost {
+  ok: boolean;
+  threadsCreated: number;
+  repliesPosted: number;
+  missingThreads: number[];
+  missingReplies: { threadId: number; postId: number }[];
+  countDifferences: { threadId: number; expected: number; shown: number }[];
+  /** The forum's stated thread count after the run; shown is null when it could not be read. */
+  statedThreads: { expected: number; shown: number | null };
+  note?: string;
+}
+
+/** The run's settings as the JSON keeps them: the options, less where its own output went. */
+export interface Settings {
+  users?: number;
+  actions?: number;
+  replyShare?: number;
+  instance?: string;
+  rampUp?: number;
+  thinkTime?: number;
+  maxDuration?: number;
+  seed?: number;
+  databaseUrl?: string;
+  forum?: string;
+  pool?: number;
+  timeout?: number;
+  maxErrorRate?: number;
+  maxP99?: number;
+  url: string;
+  embedded: boolean;
+}
+
+export interface Thresholds {
+  maxErrorRate?: number;
+  maxP99?: number;
+}
+
+export interface ActionResult {
+  kind: Kind;
+  count: number;
+  errors: number;
+  histogram: string;
+  summary: Summary;
+  failures: Failure[];
+}
+
+export interface Results {
+  tool: "tierload";
+  format: 1;
+  settings: Settings;
+  instances: string[];
+  startedAt: number;
+  endedAt: number;
+  wallSeconds: number;
+  interrupted: boolean;
+  /** Actions and, told apart by `kind`, the page loads inside them. */
+  actions: Record<string, ActionResult>;
+  timeline: {
+    t: number;
+    requests: number;
+    errors: number;
+    p50: number;
+    p99: number;
+    max: number;
+    activeUsers: number;
+    pgBackends: number;
+    /** Per action, the actions that ended in this second. */
+    actions: Record<string, { count: number; p50: number; p99: number }>;
+  }[];
+  postgres: { sampled: boolean; peakBackends: number; maxConnections: number; pool?: number; error?: string };
+  generator: {
+    cpuSeconds: number;
+    cpuMsPerRequest: number;
+    coreShare: number;
+    eventLoopLagP99Ms: number;
+    eventLoopLagMaxMs: number;
+    saturated: boolean;
+    cores: number;
+    /** How busy all of the machine's cores were: generator, app and database share them. */
+    machineBusyShare: number;
+  };
+  nothingLost: NothingLost | null;
+  verdict: { ok: boolean; reasons: string[] };
+}
+
+/** What one run, or a merge of several, knows; buildResults derives the rest. */
+export interface Facts {
+  settings: Settings;
+  instances: string[];
+  startedAt: number;
+  endedAt: number;
+  interrupted: boolean;
+  metrics: Map<string, Metric>;
+  timeline: Results["timeline"];
+  postgres: Results["postgres"];
+  generator: Omit<Results["generator"], "cpuMsPerRequest">;
+  nothingLost: NothingLost | null;
+}
+
+/** Results from what a run or a merge knows: summaries, the generator's cost per request, the verdict. */
+export function buildResults(facts: Facts, thresholds: Thresholds): Results {
+  const { metrics, generator, ...rest } = facts;
+  const wallSeconds = (facts.endedAt - facts.startedAt) / 1000;
+  const actions = Object.fromEntries([...metrics].map(([name, m]) => [name, {
+    kind: m.kind,
+    count: m.count,
+    errors: m.errors,
+    histogram: hdr.encodeIntoCompressedBase64(m.histogram),
+    summary: summarize(m.histogram, m.count, m.errors, wallSeconds),
+    failures: m.failures,
+  }]));
+  const requests = [...metrics.values()].filter((m) => m.kind === "page").reduce((n, m) => n + m.count, 0);
+  const cpuMsPerRequest = requests ? (generator.cpuSeconds * 1000) / requests : 0;
+  const unjudged = { tool: "tierload" as const, format: 1 as const, ...rest, wallSeconds, actions };
+  const results = { ...unjudged, generator: { ...generator, cpuMsPerRequest }, verdict: { ok: true, reasons: [] } };
+  return { ...results, verdict: judge(results, thresholds) };
+}
+
+/** A percentile in ms; HDR answers a bucket's highest value, which may pass the true maximum. */
+function percentile(h: Histogram, p: number): number {
+  return Math.round(Math.min(h.getValueAtPercentile(p), h.maxValue)) / 1000;
+}
+
+function summarize(h: Histogram, count: number, errors: number, seconds: number): Summary {
+  return {
+    count,
+    errors,
+    perSecond: seconds > 0 ? count / seconds : 0,
+    min: h.totalCount ? h.minNonZeroValue / 1000 : 0,
+    p50: percentile(h, 50),
+    p90: percentile(h, 90),
+    p99: percentile(h, 99),
+    max: h.maxValue / 1000,
+    mean: Math.round(h.mean) / 1000,
+  };
+}
+
+/** An action's latency in ms at each of `percentiles`, read from its HDR histogram: its distribution. */
+export function distribution(action: ActionResult, percentiles: number[]): number[] {
+  const h = hdr.decodeFromCompressedBase64(action.histogram);
+  return percentiles.map((p) => percentile(h, p));
+}
+
+/** The results' entries of one kind: the actions, or the page loads. */
+export function entriesOf(results: Pick<Results, "actions">, kind: Kind): [string, ActionResult][] {
+  return Object.entries(results.actions).filter(([, a]) => a.kind === kind);
+}
+
+/** The thresholds and the nothing-lost check, as a pass or fail with the reasons. */
+export function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
+  const reasons: string[] = [];
+  const actions = entriesOf(results, "action");
+  const attempted = actions.reduce((n, [, a]) => n + a.count, 0);
+  const failed = actions.reduce((n, [, a]) => n + a.errors, 0);
+  if (thresholds.maxErrorRate !== undefined && attempted > 0 && failed / attempted > thresholds.maxErrorRate) {
+    reasons.push(`error rate ${(failed / attempted).toFixed(4)} is above --max-error-rate ${thresholds.maxErrorRate}`);
+  }
+  if (thresholds.maxP99 !== undefined) {
+    for (const [name, a] of actions) {
+      if (a.summary.p99 > thresholds.maxP99) {
+        reasons.push(`${name} p99 ${a.summary.p99} ms is above --max-p99 ${thresholds.maxP99} ms`);
+      }
+    }
+  }
+  if (results.nothingLost && !results.nothingLost.ok) reasons.push("the nothing-lost check found differences");
+  return { ok: reasons.length === 0, reasons };
+}
+
+/** Merges the results of several instances: histograms and counts exactly, the timeline by second. */
+export function merge(all: Results[], thresholds: Thresholds): Results {
+  if (all.length === 0) throw new Error("Nothing to merge");
+  const metrics = new Map<string, Metric>();
+  for (const result of all) {
+    for (const [name, a] of Object.entries(result.actions)) {
+      const m = metricOf(metrics, name, a.kind);
+      m.count += a.count;
+      m.errors += a.errors;
+      m.histogram.add(hdr.decodeFromCompressedBase64(a.histogram));
+      m.failures.push(...a.failures.slice(0, FAILURES_KEPT - m.failures.length));
+    }
+  }
+  const timeline = mergeTimelines(all.map((r) => r.timeline));
+  const lost = all.map((r) => r.nothingLost).filter((n): n is NothingLost => n !== null);
+  const worst = (pick: (g: Results["generator"]) => number) => Math.max(...all.map((r) => pick(r.generator)));
+  return buildResults({
+    settings: { ...all[0].settings, users: all.reduce((n, r) => n + (r.settings.users ?? 0), 0) },
+    instances: all.flatMap((r) => r.instances),
+    startedAt: Math.min(...all.map((r) => r.startedAt)),
+    endedAt: Math.max(...all.map((r) => r.endedAt)),
+    interrupted: all.some((r) => r.interrupted),
+    metrics,
+    timeline,
+    postgres: {
+      sampled: all.some((r) => r.postgres.sampled),
+      peakBackends: Math.max(...all.map((r) => r.postgres.peakBackends), ...timeline.map((t) => t.pgBackends)),
+      maxConnections: Math.max(...all.map((r) => r.postgres.maxConnections)),
+    },
+    generator: {
+      cpuSeconds: all.reduce((n, r) => n + r.generator.cpuSeconds, 0),
+      coreShare: worst((g) => g.coreShare),
+      eventLoopLagP99Ms: worst((g) => g.eventLoopLagP99Ms),
+      eventLoopLagMaxMs: worst((g) => g.eventLoopLagMaxMs),
+      saturated: all.some((r) => r.generator.saturated),
+      cores: all[0].generator.cores,
+      machineBusyShare: worst((g) => g.machineBusyShare),
+    },
+    nothingLost: lost.length === 0 ? null : {
+      ok: lost.every((n) => n.ok),
+      threadsCreated: lost.reduce((n, l) => n + l.threadsCreated, 0),
+      repliesPosted: lost.reduce((n, l) => n + l.repliesPosted, 0),
+      missingThreads: lost.flatMap((l) => l.missingThreads),
+      missingReplies: lost.flatMap((l) => l.missingReplies),
+      countDifferences: lost.flatMap((l) => l.countDifferences),
+      statedThreads: lost[lost.length - 1].statedThreads,
+      note: lost.length > 1
+        ? "each instance checked its own writes; counts moved by other instances' writes too"
+        : lost[0].note,
+    },
+  }, thresholds);
+}
+
+/** The instances' timelines second by second: counts add up; percentiles of separate instances do not, so the worst is kept. */
+function mergeTimelines(timelines: Results["timeline"][]): Results["timeline"] {
+  const merged = new Map<number, Results["timeline"][number]>();
+  for (const point of timelines.flat()) {
+    const t = merged.get(point.t);
+    if (!t) {
+      merged.set(point.t, { ...point, actions: { ...point.actions } });
+      continue;
+    }
+    for (const [name, a] of Object.entries(point.actions ?? {})) {
+      const mine = t.actions[name];
+      t.actions[name] = mine
+        ? { count: mine.count + a.count, p50: Math.max(mine.p50, a.p50), p99: Math.max(mine.p99, a.p99) }
+        : { ...a };
+    }
+    t.requests += point.requests;
+    t.errors += point.errors;
+    t.activeUsers += point.activeUsers;
+    t.p50 = Math.max(t.p50, point.p50);
+    t.p99 = Math.max(t.p99, point.p99);
+    t.max = Math.max(t.max, point.max);
+    t.pgBackends = Math.max(t.pgBackends, point.pgBackends);
+  }
+  return [...merged.values()].sort((a, b) => a.t - b.t);
+}
+
+/** Results saved by `--json`, read back for `--merge` or a report. */
+export function readResults(file: string): Results {
+  let parsed: Results;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new Error(`Cannot read results from ${file}: ${(error as Error).message}`);
+  }
+  if (parsed?.tool !== "tierload" || parsed.format !== 1 || typeof parsed.actions !== "object") {
+    throw new Error(`${file} is not a tierload results file (format 1)`);
+  }
+  return parsed;
+}
