@@ -1,12 +1,25 @@
 /**
- * What every script's command line shares: option validators, and the entry guard that runs `main`
- * when the file is the program (not when a test imports it) and turns a failure into `error: ...`
- * on stderr and exit status 1.
+ * What every script's command line shares: the command (usage errors exit 2), option validators, and
+ * the entry guard that runs `main` when the file is the program (not when a test imports it) and turns
+ * a failure into `error: ...` on stderr and exit status 1.
  *
  *   if (isMain(import.meta)) runMain(main);
  */
+import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+
+/** Exit statuses, as every script's --help states them. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+/**
+ * A commander command whose usage errors (an unknown option, a bad value: commander has printed the
+ * message and its "did you mean") reach runMain as CommanderError, which exits 2, not commander's 1.
+ */
+export function command(name: string): Command {
+  return new Command(name).exitOverride();
+}
 
 /** A commander option parser for a number from `min` to `max` (an integer when `integer`). */
 export function number(min: number, max = Infinity, integer = false): (value: string) => number {
@@ -31,10 +44,32 @@ export function isMain(meta: ImportMeta): boolean {
   return (meta as { main?: boolean }).main ?? meta.url === pathToFileURL(process.argv[1] ?? "").href;
 }
 
-/** Runs a script's main; a failure prints `error: <message>` to stderr and sets exit status 1. */
+/**
+ * Runs a script's main. A usage error exits 2 (commander printed it; --help and --version exit 0); any
+ * other failure prints `error: <message>` to stderr and exits 1.
+ */
 export function runMain(main: () => Promise<void>): void {
   main().catch((error) => {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
     process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.failed;
   });
+}
+
+/** Why `path` cannot be written, or null when it can (or is not given): checked before a run, not after. */
+export function unwritable(path: string | undefined): string | null {
+  if (!path) return null;
+  const file = resolve(path);
+  if (existsSync(file) && statSync(file).isDirectory()) return `${path} is a directory`;
+  const dir = dirname(file);
+  if (!existsSync(dir)) return `${path} cannot be written: the directory ${dir} does not exist`;
+  try {
+    accessSync(existsSync(file) ? file : dir, constants.W_OK);
+  } catch {
+    return `${path} cannot be written: no permission`;
+  }
+  return null;
 }

@@ -273,17 +273,22 @@ export interface Post {
 }
 
 /** The posts of a thread, in order, from all of its pages. */
-export function getPosts(session: Session, threadId: number): Promise<Post[]> {
-  return step(session, `read the posts of thread ${threadId}`, async () => {
-    const posts: Post[] = [];
-    for (
-      let page: Page | null = await fetchPage(session, "thread", { id: threadId });
-      page;
-      page = await nextPage(session, page)
-    ) {
-      posts.push(...postsOn(page));
-    }
-    return posts;
+export async function getPosts(session: Session, threadId: number): Promise<Post[]> {
+  return (await readThread(session, threadId)).posts;
+}
+
+export interface Thread {
+  title: string;
+  posts: Post[];
+}
+
+/** A thread as its pages show it: its title and every post, in order, from all of its pages. */
+export function readThread(session: Session, threadId: number): Promise<Thread> {
+  return step(session, `read thread ${threadId}`, async () => {
+    const first = await fetchPage(session, "thread", { id: threadId });
+    const thread = { title: queryOne(first, "//html:h1[@class='title']"), posts: [] as Post[] };
+    for (let page: Page | null = first; page; page = await nextPage(session, page)) thread.posts.push(...postsOn(page));
+    return thread;
   });
 }
 
@@ -372,12 +377,18 @@ export function postReplyDirectly(session: Session, threadId: number, body: stri
 // What the load test's users do (the seed's post_to_existing_thread and create_new_thread)
 // ---------------------------------------------------------------------------------------------
 
+/** What a load test's action wrote, as it wrote it: enough to find it again on the forum. */
 export interface Written {
   threadId: number;
+  /** The reply's post id; none for a new thread. */
   postId?: number;
+  /** The new thread's title; none for a reply. */
+  title?: string;
+  body: string;
+  author: string;
 }
 
-/** Replies to a thread of the forum picked at random; answers where the reply went. */
+/** Replies to a thread of the forum picked at random; answers what it wrote, and where. */
 export function postToExistingThread(
   session: Session,
   forumId: number,
@@ -387,22 +398,20 @@ export function postToExistingThread(
     const threads = await getThreadIds(session, forumId);
     if (threads.length === 0) throw new Error(`forum ${forumId} has no threads to reply to`);
     const threadId = threads[Math.floor(random() * threads.length)];
-    const postId = await postReply(
-      session,
-      threadId,
-      `Reply ${Math.floor(random() * 1e9)} from ${users.get(session) ?? "someone"}`,
-    );
-    return { threadId, postId };
+    const author = users.get(session) ?? "";
+    const body = `Reply ${Math.floor(random() * 1e12).toString(36)} from ${author}`;
+    return { threadId, postId: await postReply(session, threadId, body), body, author };
   });
 }
 
-/** Starts a thread with a fresh title in the forum; answers its id. */
+/** Starts a thread with a fresh title in the forum; answers what it wrote, and where. */
 export async function createNewThread(
   session: Session,
   forumId: number,
   random: () => number = Math.random,
 ): Promise<Written> {
-  const title = `Thread ${Math.floor(random() * 1e12).toString(36)} by ${users.get(session) ?? "someone"}`;
-  const threadId = await createThread(session, forumId, title, `Started by a load test user.`);
-  return { threadId };
+  const author = users.get(session) ?? "";
+  const title = `Thread ${Math.floor(random() * 1e12).toString(36)} by ${author}`;
+  const body = `Started by ${author}.`;
+  return { threadId: await createThread(session, forumId, title, body), title, body, author };
 }

@@ -115,7 +115,9 @@ export async function startEmbeddedPostgres(
         "postgres-watchdog",
         binaries.postgres,
         ...args,
-      ], { ...owner, stdio: ["pipe", "pipe", "pipe"] });
+        // Its own process group: a terminal's Ctrl-C goes to our group, and PostgreSQL must outlive it
+        // until we have finished with it (the pipe, not the signal, tells it when).
+      ], { ...owner, stdio: ["pipe", "pipe", "pipe"], detached: true });
     const output = recordOutput(server);
     server.stdout!.resume();
     const failure = await waitForOutput(server, output, "stderr", "ready to accept connections")

@@ -22,13 +22,28 @@ function headline(r: Results): string {
   }`;
 }
 
+/** How long it ran, and how many actions and requests, and how many of each failed. */
 function requestsSentence(r: Results): string {
-  const pages = entriesOf(r, "page");
-  const requests = pages.reduce((n, [, a]) => n + a.count, 0);
-  const failed = pages.reduce((n, [, a]) => n + a.errors, 0);
-  return `${r.interrupted ? "Interrupted after" : "Ran for"} ${r.wallSeconds.toFixed(1)} s: ${requests} requests, ${
-    (requests / r.wallSeconds || 0).toFixed(0)
-  } per second, ${failed} failed`;
+  const sum = (kind: "action" | "page", key: "count" | "errors") =>
+    entriesOf(r, kind).reduce((n, [, a]) => n + a[key], 0);
+  const requests = sum("page", "count");
+  return `${r.interrupted ? "Interrupted after" : "Ran for"} ${r.wallSeconds.toFixed(1)} s: ${
+    sum("action", "count")
+  } ` +
+    `actions, ${sum("action", "errors")} failed; ${requests} requests, ${(requests / r.wallSeconds || 0).toFixed(0)} ` +
+    `per second, ${sum("page", "errors")} failed${r.stoppedEarly ? `; stopped early: ${r.stoppedEarly}` : ""}`;
+}
+
+/** The thresholds the verdict applied, or that none were set and what that means. */
+function thresholdsSentence(r: Results): string {
+  const { maxErrorRate, maxP99 } = r.settings;
+  const set = [
+    maxErrorRate !== undefined ? `--max-error-rate ${maxErrorRate}` : "",
+    maxP99 !== undefined ? `--max-p99 ${maxP99} ms` : "",
+  ].filter(Boolean);
+  return set.length
+    ? `Thresholds: ${set.join(", ")}${maxErrorRate === undefined ? "; any failed action fails the run" : ""}`
+    : "Thresholds: none set; any failed action fails the run";
 }
 
 function postgresSentence(r: Results): string {
@@ -44,22 +59,26 @@ function postgresSentence(r: Results): string {
   }${held}`;
 }
 
-/** The nothing-lost check's finding, and whether it is a bad one. */
+/** The nothing-lost check's finding, and whether it is a bad one; a check that did not run found nothing. */
 function nothingLostSentence(r: Results): { text: string; bad: boolean } {
   const n = r.nothingLost;
-  if (!n) return { text: "Nothing lost: not checked", bad: false };
+  if (!n) return { text: "Nothing lost: not checked", bad: true };
+  if (!n.checked) return { text: `Nothing lost: not checked (${n.note})`, bad: true };
+  const how = n.counts === "exact"
+    ? "exactly that (the run was the forum's only writer)"
+    : "at least that (others may write to this forum too, so counts are a lower bound)";
   if (n.ok) {
     return {
       text: `Nothing lost: all ${n.threadsCreated} threads and ${n.repliesPosted} replies the run counted are on the ` +
-        `forum, and its counts moved by exactly that (${n.statedThreads.shown} threads)`,
+        `forum as written, and its counts moved by ${how}; ${n.statedThreads.shown} threads`,
       bad: false,
     };
   }
-  if (n.statedThreads.shown === null) return { text: `Nothing lost: NOT CHECKED, ${n.note}`, bad: true };
   return {
-    text: `LOST OR MISCOUNTED: ${n.missingThreads.length} threads and ${n.missingReplies.length} replies missing, ` +
-      `${n.countDifferences.length} threads with other post counts than written, thread count ` +
-      `${n.statedThreads.shown} (expected ${n.statedThreads.expected})${n.note ? `; ${n.note}` : ""}`,
+    text: `LOST OR MISCOUNTED: ${n.missingThreads.length} threads and ${n.missingReplies.length} replies of the ` +
+      `${n.threadsCreated} and ${n.repliesPosted} the run counted are missing or changed, ${n.countDifferences.length} ` +
+      `threads' post counts and the thread count ${n.statedThreads.shown} (${n.statedThreads.expected} expected) ` +
+      `checked for ${how}${n.note ? `; ${n.note}` : ""}`,
     bad: true,
   };
 }
@@ -93,8 +112,15 @@ function generatorSentences(r: Results): { text: string; bad: boolean }[] {
   ];
 }
 
+/** PASS or FAIL, or INTERRUPTED: a run that did not finish is no verified success, whatever ran. */
+function verdictWord(r: Results): "PASS" | "FAIL" | "INTERRUPTED" {
+  return r.interrupted ? "INTERRUPTED" : r.verdict.ok ? "PASS" : "FAIL";
+}
+
 function verdictSentence(r: Results): string {
-  return r.verdict.ok ? "Verdict: PASS" : `Verdict: FAIL: ${r.verdict.reasons.join("; ")}`;
+  const reasons = r.verdict.reasons.join("; ");
+  if (r.interrupted) return `Verdict: INTERRUPTED: ${r.verdict.ok ? "what ran passed" : `what ran failed: ${reasons}`}`;
+  return r.verdict.ok ? "Verdict: PASS" : `Verdict: FAIL: ${reasons}`;
 }
 
 const COLUMNS = ["count", "errors", "per s", "min", "p50", "p90", "p99", "max"];
@@ -126,7 +152,7 @@ export function formatReport(r: Results): string {
     name.padEnd(22) + values.map((v, i) => v.padStart(widths[i])).join("");
   const lines = [headline(r), requestsSentence(r), "", line("", COLUMNS) + "  ms"];
   for (const [name, a] of rowsOf(r)) lines.push(line((a.kind === "page" ? "  " : "") + name, cells(a)));
-  lines.push("", postgresSentence(r), nothingLostSentence(r).text);
+  lines.push("", thresholdsSentence(r), postgresSentence(r), nothingLostSentence(r).text);
   lines.push(...generatorSentences(r).map((s, i) => (i > 0 && s.text.startsWith("SATURATED") ? "  " : "") + s.text));
   const failures = failuresOf(r);
   if (failures.length) {
@@ -239,15 +265,17 @@ export function renderReport(r: Results): string {
   const at = (pick: (p: Results["timeline"][number]) => number) =>
     r.timeline.map((p) => [p.t - t0, pick(p)] as [number, number]);
   const actions = entriesOf(r, "action");
-  const verdict = r.verdict.ok ? "PASS" : "FAIL";
+  const verdict = verdictWord(r);
   const row = ([name, a]: [string, Results["actions"][string]]) =>
     `<tr class="${a.kind}"><th>${escapeHtml(name)}</th>` +
     cells(a).map((v, i) => `<td${i === 1 && a.summary.errors ? ' class="bad"' : ""}>${v}</td>`).join("") + "</tr>";
   const p = r.postgres;
   const charts = [
-    lineChart("Requests and errors per second", "per second", [
+    lineChart("Requests and failures per second", "per second", [
       { name: "requests", points: at((x) => x.requests) },
-      { name: "errors", points: at((x) => x.errors) },
+      // Results written before failed actions were counted per second have only failed requests.
+      { name: "failed actions", points: at((x) => x.failedActions ?? x.errors) },
+      { name: "failed requests", points: at((x) => x.errors), dashed: true },
     ], seconds),
     lineChart(
       "Latency per action, p50 and p99",
@@ -295,7 +323,7 @@ export function renderReport(r: Results): string {
 body { margin: 0 auto; max-width: 1100px; padding: 16px; background: var(--bg); color: var(--fg); font: 14px/1.45 system-ui, sans-serif; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 24px 0 8px; }
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; color: #fff; font-weight: 600; }
-.verdict.PASS { background: var(--good); } .verdict.FAIL { background: var(--bad); }
+.verdict.PASS { background: var(--good); } .verdict.FAIL, .verdict.INTERRUPTED { background: var(--bad); }
 .muted { color: var(--muted); } .bad { color: var(--bad); font-weight: 600; }
 .scroll { overflow-x: auto; } table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 8px; text-align: right; border-bottom: 1px solid var(--grid); white-space: nowrap; }
@@ -322,7 +350,8 @@ instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", ")
 <section class="verdicts">
 <h2>Verdict</h2>
 <ul>
-${item({ text: verdictSentence(r), bad: !r.verdict.ok })}
+${item({ text: verdictSentence(r), bad: verdictWord(r) !== "PASS" })}
+${item({ text: thresholdsSentence(r), bad: false })}
 ${item(nothingLostSentence(r))}
 ${item({ text: postgresSentence(r), bad: false })}
 ${generatorSentences(r).map(item).join("\n")}

@@ -53,6 +53,7 @@ interface Metric {
 interface Second {
   requests: number;
   errors: number;
+  failedActions: number;
   histogram: Histogram;
   /** Latencies of the actions (signup, reply, ...) that ended in this second. */
   actions: Map<string, Histogram>;
@@ -86,6 +87,7 @@ export class Recorder {
       second = {
         requests: 0,
         errors: 0,
+        failedActions: 0,
         histogram: histogram(true),
         actions: new Map(),
         activeUsers: 0,
@@ -134,6 +136,11 @@ export class Recorder {
     }
   }
 
+  /** Attempts so far, of actions or of page loads. */
+  count(kind: Kind): number {
+    return [...this.metrics.values()].filter((m) => m.kind === kind).reduce((n, m) => n + m.count, 0);
+  }
+
   /** Errors so far, of actions or of page loads. */
   errors(kind: Kind): number {
     return [...this.metrics.values()].filter((m) => m.kind === kind).reduce((n, m) => n + m.errors, 0);
@@ -145,6 +152,7 @@ export class Recorder {
       t,
       requests: s.requests,
       errors: s.errors,
+      failedActions: s.failedActions,
       p50: percentile(s.histogram, 50),
       p99: percentile(s.histogram, 99),
       max: s.histogram.maxValue / 1000,
@@ -163,9 +171,10 @@ export class Recorder {
     metric.count++;
     metric.histogram.recordValue(microseconds(ms));
     if (kind === "action") {
-      const actions = this.second().actions;
-      if (!actions.has(name)) actions.set(name, histogram(true));
-      actions.get(name)!.recordValue(microseconds(ms));
+      const second = this.second();
+      if (!second.actions.has(name)) second.actions.set(name, histogram(true));
+      second.actions.get(name)!.recordValue(microseconds(ms));
+      if (failure) second.failedActions++;
     }
     if (failure) {
       metric.errors++;
@@ -277,8 +286,17 @@ export interface Summary {
   mean: number;
 }
 
+/**
+ * The nothing-lost check: every thread and reply the run counted as a success is on the forum, as it was
+ * written (title, body, author), and the forum's counts moved by what the run wrote: exactly, where the
+ * run was the forum's only writer (the reference forum it started), and by at least that elsewhere
+ * (another instance, or real users, may write too; nothing is ever deleted).
+ */
 export interface NothingLost {
+  /** False when the check could not run (the forum was gone, say): then `note` says why, and nothing was found. */
+  checked: boolean;
   ok: boolean;
+  counts: "exact" | "at least";
   threadsCreated: number;
   repliesPosted: number;
   missingThreads: number[];
@@ -332,12 +350,17 @@ export interface Results {
   endedAt: number;
   wallSeconds: number;
   interrupted: boolean;
+  /** Why the run stopped before its users were done, other than an interrupt (the forum died, say). */
+  stoppedEarly?: string;
   /** Actions and, told apart by `kind`, the page loads inside them. */
   actions: Record<string, ActionResult>;
   timeline: {
     t: number;
     requests: number;
+    /** Requests that failed (no answer, or 4xx/5xx). */
     errors: number;
+    /** Actions that failed, whether or not a request did (an answered reply that is not on the thread). */
+    failedActions: number;
     p50: number;
     p99: number;
     max: number;
@@ -369,6 +392,7 @@ export interface Facts {
   startedAt: number;
   endedAt: number;
   interrupted: boolean;
+  stoppedEarly?: string;
   metrics: Map<string, Metric>;
   timeline: Results["timeline"];
   postgres: Results["postgres"];
@@ -378,7 +402,7 @@ export interface Facts {
 
 /** Results from what a run or a merge knows: summaries, the generator's cost per request, the verdict. */
 export function buildResults(facts: Facts, thresholds: Thresholds): Results {
-  const { metrics, generator, ...rest } = facts;
+  const { metrics, generator, settings, ...rest } = facts;
   const wallSeconds = (facts.endedAt - facts.startedAt) / 1000;
   const actions = Object.fromEntries([...metrics].map(([name, m]) => [name, {
     kind: m.kind,
@@ -390,7 +414,18 @@ export function buildResults(facts: Facts, thresholds: Thresholds): Results {
   }]));
   const requests = [...metrics.values()].filter((m) => m.kind === "page").reduce((n, m) => n + m.count, 0);
   const cpuMsPerRequest = requests ? (generator.cpuSeconds * 1000) / requests : 0;
-  const unjudged = { tool: "tierload" as const, format: 1 as const, ...rest, wallSeconds, actions };
+  const unjudged = {
+    tool: "tierload" as const,
+    format: 1 as const,
+    settings: {
+      ...settings,
+      url: redactUrl(settings.url),
+      databaseUrl: settings.databaseUrl && redactUrl(settings.databaseUrl),
+    },
+    ...rest,
+    wallSeconds,
+    actions,
+  };
   const results = { ...unjudged, generator: { ...generator, cpuMsPerRequest }, verdict: { ok: true, reasons: [] } };
   return { ...results, verdict: judge(results, thresholds) };
 }
@@ -425,13 +460,21 @@ export function entriesOf(results: Pick<Results, "actions">, kind: Kind): [strin
   return Object.entries(results.actions).filter(([, a]) => a.kind === kind);
 }
 
-/** The thresholds and the nothing-lost check, as a pass or fail with the reasons. */
+/**
+ * The verdict: a run passes only when every action it attempted succeeded (or as many as
+ * --max-error-rate allows), it ran to the end, no --max-p99 was breached, and the nothing-lost check
+ * ran and found everything. A check that could not run fails the verdict as "not checked", never as a
+ * finding.
+ */
 export function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
   const reasons: string[] = [];
   const actions = entriesOf(results, "action");
   const attempted = actions.reduce((n, [, a]) => n + a.count, 0);
   const failed = actions.reduce((n, [, a]) => n + a.errors, 0);
-  if (thresholds.maxErrorRate !== undefined && attempted > 0 && failed / attempted > thresholds.maxErrorRate) {
+  if (attempted === 0) reasons.push("no action was attempted");
+  if (thresholds.maxErrorRate === undefined) {
+    if (failed > 0) reasons.push(`${failed} of ${attempted} actions failed (--max-error-rate allows a share)`);
+  } else if (attempted > 0 && failed / attempted > thresholds.maxErrorRate) {
     reasons.push(`error rate ${(failed / attempted).toFixed(4)} is above --max-error-rate ${thresholds.maxErrorRate}`);
   }
   if (thresholds.maxP99 !== undefined) {
@@ -441,13 +484,40 @@ export function judge(results: Omit<Results, "verdict">, thresholds: Thresholds)
       }
     }
   }
-  if (results.nothingLost && !results.nothingLost.ok) reasons.push("the nothing-lost check found differences");
+  if (results.stoppedEarly) reasons.push(`the run stopped early: ${results.stoppedEarly}`);
+  const lost = results.nothingLost;
+  if (!lost) reasons.push("nothing-lost not checked");
+  else if (!lost.checked) reasons.push(`nothing-lost not checked: ${lost.note}`);
+  else if (!lost.ok) reasons.push("writes the run counted are missing from the forum, or its counts disagree");
   return { ok: reasons.length === 0, reasons };
+}
+
+/** A URL without its password (`postgresql://user:***@host/db`), for anything printed or saved. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.password) return url;
+    parsed.password = "***";
+    return parsed.href;
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@/]*@/, "//$1:***@");
+  }
 }
 
 /** Merges the results of several instances: histograms and counts exactly, the timeline by second. */
 export function merge(all: Results[], thresholds: Thresholds): Results {
   if (all.length === 0) throw new Error("Nothing to merge");
+  const seen = new Map<string, number>();
+  for (const [i, result] of all.entries()) {
+    for (const instance of result.instances) {
+      if (seen.has(instance)) {
+        throw new Error(
+          `Instance "${instance}" is given twice (results ${seen.get(instance)! + 1} and ${i + 1}): each counts once`,
+        );
+      }
+      seen.set(instance, i);
+    }
+  }
   const metrics = new Map<string, Metric>();
   for (const result of all) {
     for (const [name, a] of Object.entries(result.actions)) {
@@ -467,6 +537,7 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
     startedAt: Math.min(...all.map((r) => r.startedAt)),
     endedAt: Math.max(...all.map((r) => r.endedAt)),
     interrupted: all.some((r) => r.interrupted),
+    stoppedEarly: all.map((r) => r.stoppedEarly).filter(Boolean).join("; ") || undefined,
     metrics,
     timeline,
     postgres: {
@@ -483,8 +554,10 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
       cores: all[0].generator.cores,
       machineBusyShare: worst((g) => g.machineBusyShare),
     },
-    nothingLost: lost.length === 0 ? null : {
+    nothingLost: lost.length < all.length ? null : {
+      checked: lost.every((n) => n.checked),
       ok: lost.every((n) => n.ok),
+      counts: lost.length === 1 ? lost[0].counts : "at least",
       threadsCreated: lost.reduce((n, l) => n + l.threadsCreated, 0),
       repliesPosted: lost.reduce((n, l) => n + l.repliesPosted, 0),
       missingThreads: lost.flatMap((l) => l.missingThreads),
@@ -492,7 +565,7 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
       countDifferences: lost.flatMap((l) => l.countDifferences),
       statedThreads: lost[lost.length - 1].statedThreads,
       note: lost.length > 1
-        ? "each instance checked its own writes; counts moved by other instances' writes too"
+        ? ["each instance checked its own writes", ...lost.map((l) => l.note).filter(Boolean)].join("; ")
         : lost[0].note,
     },
   }, thresholds);
@@ -515,6 +588,7 @@ function mergeTimelines(timelines: Results["timeline"][]): Results["timeline"] {
     }
     t.requests += point.requests;
     t.errors += point.errors;
+    t.failedActions = (t.failedActions ?? 0) + (point.failedActions ?? 0);
     t.activeUsers += point.activeUsers;
     t.p50 = Math.max(t.p50, point.p50);
     t.p99 = Math.max(t.p99, point.p99);
@@ -524,7 +598,7 @@ function mergeTimelines(timelines: Results["timeline"][]): Results["timeline"] {
   return [...merged.values()].sort((a, b) => a.t - b.t);
 }
 
-/** Results saved by `--json`, read back for `--merge` or a report. */
+/** Results saved by `--json`, read back for `--merge` or a report; every problem is named with its field. */
 export function readResults(file: string): Results {
   let parsed: Results;
   try {
@@ -532,8 +606,41 @@ export function readResults(file: string): Results {
   } catch (error) {
     throw new Error(`Cannot read results from ${file}: ${(error as Error).message}`);
   }
-  if (parsed?.tool !== "tierload" || parsed.format !== 1 || typeof parsed.actions !== "object") {
-    throw new Error(`${file} is not a tierload results file (format 1)`);
+  if (parsed?.tool !== "tierload" || parsed.format !== 1) {
+    throw new Error(`${file} is not a tierload results file (format 1): it lacks "tool": "tierload" and "format": 1`);
   }
+  const problems = resultProblems(parsed);
+  if (problems.length) throw new Error(`${file} is not valid tierload results: ${problems.join("; ")}`);
   return parsed;
+}
+
+function resultProblems(r: Results): string[] {
+  const problems: string[] = [];
+  const expect = (ok: boolean, field: string, what: string) => ok || problems.push(`${field} must be ${what}`);
+  const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+  const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  expect(isObject(r.settings) && typeof r.settings.url === "string", "settings.url", "a string");
+  expect(Array.isArray(r.instances) && r.instances.every((i) => typeof i === "string"), "instances", "a list of names");
+  for (const field of ["startedAt", "endedAt", "wallSeconds"] as const) expect(isNumber(r[field]), field, "a number");
+  expect(Array.isArray(r.timeline), "timeline", "a list");
+  expect(isObject(r.postgres) && isNumber(r.postgres.peakBackends), "postgres.peakBackends", "a number");
+  expect(isObject(r.generator) && isNumber(r.generator.cpuSeconds), "generator.cpuSeconds", "a number");
+  if (!expect(isObject(r.actions), "actions", "an object")) return problems;
+  for (const [name, a] of Object.entries(r.actions)) {
+    const at = `actions[${JSON.stringify(name)}]`;
+    if (!expect(isObject(a), at, "an object")) continue;
+    expect(a.kind === "action" || a.kind === "page", `${at}.kind`, '"action" or "page"');
+    expect(isNumber(a.count) && isNumber(a.errors), `${at}.count and .errors`, "numbers");
+    expect(Array.isArray(a.failures), `${at}.failures`, "a list");
+    expect(holdsCount(a.histogram, a.count), `${at}.histogram`, "an HDR histogram (compressed, base64) of its count");
+  }
+  return problems;
+}
+
+function holdsCount(histogram: unknown, count: number): boolean {
+  try {
+    return typeof histogram === "string" && hdr.decodeFromCompressedBase64(histogram).totalCount === count;
+  } catch {
+    return false;
+  }
 }

@@ -16,9 +16,9 @@ import type { AddressInfo } from "node:net";
 import { platform, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Command, Option } from "commander";
+import { Option } from "commander";
 import pg from "pg";
-import { integer, isMain, runMain } from "../lib/cli.ts";
+import { command, integer, isMain, runMain } from "../lib/cli.ts";
 import { startEmbeddedPostgres } from "../lib/postgres.ts";
 import { recordOutput, runtimeCommand, stopChild, waitForOutput } from "../lib/process.ts";
 import { escapeHtml, parseCookieHeader } from "../lib/web.ts";
@@ -850,17 +850,29 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
   }
 }
 
+/** The forum in a process of its own, as spawnForum started it. */
+export interface SpawnedForum extends RunningForum {
+  /** Settles when the forum's process ends, however it ends: "exit 0", "signal SIGKILL". */
+  ended: Promise<string>;
+}
+
 /**
  * Starts this forum in a process of its own (so that its CPU is not a load generator's), on a free port,
- * with its open-file limit raised to the hard limit, and answers once it is ready.
+ * with its open-file limit raised to the hard limit, and answers once it is ready. The process leaves
+ * the terminal's process group, so a Ctrl-C reaches only the parent, which stops it when it is done;
+ * and it stops itself when the parent's pipe to it closes, so even a parent killed with SIGKILL leaves
+ * no forum (nor, through the forum's own watchdog, any PostgreSQL) behind.
  */
-export async function spawnForum(pool: number): Promise<RunningForum> {
-  const command = runtimeCommand(fileURLToPath(import.meta.url), ["--port", "0", "--pool", String(pool), "--json"]);
+export async function spawnForum(pool: number): Promise<SpawnedForum> {
+  const args = ["--port", "0", "--pool", String(pool), "--json", "--stop-with-stdin"];
+  const command = runtimeCommand(fileURLToPath(import.meta.url), args);
+  const options = { stdio: ["pipe", "pipe", "pipe"] as ["pipe", "pipe", "pipe"], detached: platform() !== "win32" };
   const child = platform() === "win32"
-    ? spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "pipe"] })
-    : spawn("sh", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "forum", ...command], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    ? spawn(command[0], command.slice(1), options)
+    : spawn("sh", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "forum", ...command], options);
+  const ended = new Promise<string>((resolve) =>
+    child.on("close", (code, signal) => resolve(signal ? `signal ${signal}` : `exit ${code}`))
+  );
   const output = recordOutput(child);
   child.stderr!.on("data", (chunk) => {
     for (const line of String(chunk).split("\n")) {
@@ -870,7 +882,7 @@ export async function spawnForum(pool: number): Promise<RunningForum> {
   const ready = await waitForOutput(child, output, "stdout", "\n", 120_000).catch((error) => {
     throw new Error(`The reference forum did not start: ${error.message}`);
   });
-  return { ...JSON.parse(ready.split("\n")[0]), stop: () => stopChild(child, "SIGTERM", 30_000) };
+  return { ...JSON.parse(ready.split("\n")[0]), ended, stop: () => stopChild(child, "stdin", 30_000) };
 }
 
 function normalizeBasePath(path: string): string {
@@ -883,7 +895,7 @@ function normalizeBasePath(path: string): string {
 // ---------------------------------------------------------------------------------------------
 
 export async function main(argv = process.argv): Promise<void> {
-  const options = new Command("forum-server")
+  const options = command("forum-server")
     .description("The reference forum: the seed's web application on a real PostgreSQL, for tests and load tests.")
     .option("-p, --port <n>", "TCP port, 0 for any free port", integer(0, 65535), DEFAULTS.port)
     .option("--host <address>", "address to listen on", DEFAULTS.host)
@@ -901,6 +913,7 @@ export async function main(argv = process.argv): Promise<void> {
       DEFAULTS.scryptCost,
     )
     .option("--json", "print one JSON line with url, databaseUrl and maxConnections when ready")
+    .option("--stop-with-stdin", "stop when standard input closes: for a parent process that started this one")
     .addOption(new Option("--fault <bug...>", "plant a bug, to see a test suite catch it").choices(FAULTS))
     .addHelpText(
       "after",
@@ -924,6 +937,10 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the dat
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+  if (options.stopWithStdin) {
+    process.stdin.on("end", () => stop("standard input closed"));
+    process.stdin.resume();
+  }
   if (options.json) {
     console.log(
       JSON.stringify({ url: forum.url, databaseUrl: forum.databaseUrl, maxConnections: forum.maxConnections }),

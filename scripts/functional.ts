@@ -8,8 +8,8 @@
  * Each case signs up its own users, so cases are independent and run in any order.
  */
 import assert from "node:assert/strict";
-import { Command, Option } from "commander";
-import { isMain, runMain } from "../lib/cli.ts";
+import { Option } from "commander";
+import { command, EXIT, isMain, runMain } from "../lib/cli.ts";
 import {
   createThread,
   getForumId,
@@ -226,8 +226,16 @@ export interface Result {
   error?: unknown;
 }
 
-/** Runs the cases whose names match `grep` against the forum at `url`, one after another. */
-export async function runCases(url: string, grep?: RegExp, onResult?: (result: Result) => void): Promise<Result[]> {
+/**
+ * Runs the cases whose names match `grep` against the forum at `url`, one after another, until they are
+ * done or `stop()` says to stop (then the case in flight finishes first).
+ */
+export async function runCases(
+  url: string,
+  grep?: RegExp,
+  onResult?: (result: Result) => void,
+  stop: () => boolean = () => false,
+): Promise<Result[]> {
   const run = Date.now().toString(36);
   let counter = 0;
   const world: World = {
@@ -241,7 +249,8 @@ export async function runCases(url: string, grep?: RegExp, onResult?: (result: R
     },
   };
   const results: Result[] = [];
-  for (const testCase of cases.filter((c) => !grep || grep.test(c.name))) {
+  for (const testCase of selected(grep)) {
+    if (stop()) break;
     const started = performance.now();
     let error: unknown;
     try {
@@ -293,13 +302,17 @@ ${cases.join("\n")}
 </testsuites>`;
 }
 
+function selected(grep?: RegExp): Case[] {
+  return cases.filter((c) => !grep || grep.test(c.name));
+}
+
 function summary(results: Result[]): string {
   const failed = results.filter((r) => r.error).length;
   return `${results.length - failed} passed, ${failed} failed`;
 }
 
 export async function main(argv = process.argv): Promise<void> {
-  const program = new Command("functional")
+  const program = command("functional")
     .description("Run the forum's functional test cases: signing up, logging in, threads, replies, escaping, CSRF.")
     .option("--url <url>", "the forum to test (default: start the reference forum on a free port)")
     .option("--grep <pattern>", "run only the cases whose names match this regular expression")
@@ -308,7 +321,8 @@ export async function main(argv = process.argv): Promise<void> {
     .addHelpText(
       "after",
       `
-Exit status: 0 when every case passed, 1 when any failed, 2 for a usage error.
+Exit status: 0 when every case passed, 1 when any failed, 2 for a usage error, 130 when interrupted
+(Ctrl-C: the case in flight finishes, the report shows what ran; a second Ctrl-C quits at once).
 The spec reporter prints one line per case and a last line "N passed, N failed";
 tap and junit print their format on stdout and that line on stderr.`,
     )
@@ -321,19 +335,21 @@ tap and junit print their format on stdout and that line on stderr.`,
     program.error(`error: --grep is not a regular expression: ${(error as Error).message}`, { exitCode: 2 });
   }
   if (options.list) {
-    for (const c of cases.filter((c) => !grep || grep.test(c.name))) console.log(c.name);
+    for (const c of selected(grep)) console.log(c.name);
     return;
   }
   const forum = options.url ? null : await startForum({ port: 0, log: () => {} });
   const url = options.url ?? forum!.url;
   process.stderr.write(`Testing ${url}${forum ? " (the reference forum, started for this run)" : ""}\n`);
-  const stopping = () => {
-    process.stderr.write("Interrupted: stopping\n");
-    process.exitCode = 130;
-    void forum?.stop().finally(() => process.exit(130));
+  let interrupted = false;
+  const onSignal = (signal: string) => {
+    // A second one quits at once; the embedded PostgreSQL stops when our pipe to it closes.
+    if (interrupted) process.exit(EXIT.interrupted);
+    interrupted = true;
+    process.stderr.write(`${signal}: stopping after the case in flight (Ctrl-C again to quit now)\n`);
   };
-  process.once("SIGINT", stopping);
-  process.once("SIGTERM", stopping);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   const started = performance.now();
   let index = 0;
   if (options.reporter === "tap") console.log("TAP version 13");
@@ -348,12 +364,18 @@ tap and junit print their format on stdout and that line on stderr.`,
       console.log(`${result.error ? "not ok" : "ok"} ${index} - ${result.name} # time=${ms}`);
       if (details.length) console.log(`  ---\n${details.map((l) => `  # ${l}`).join("\n")}\n  ...`);
     }
-  }).finally(() => forum?.stop());
+  }, () => interrupted).finally(() => forum?.stop());
   const seconds = (performance.now() - started) / 1000;
   if (options.reporter === "tap") console.log(`1..${results.length}`);
   if (options.reporter === "junit") console.log(formatJunit(results, seconds));
+  const notRun = selected(grep).length - results.length;
+  if (interrupted) process.stderr.write(`Interrupted: ${notRun} case${notRun === 1 ? "" : "s"} not run\n`);
   (options.reporter === "spec" ? console.log : (line: string) => process.stderr.write(line + "\n"))(summary(results));
-  process.exitCode = results.length > 0 && results.every((r) => !r.error) ? 0 : 1;
+  process.exitCode = interrupted
+    ? EXIT.interrupted
+    : results.length > 0 && results.every((r) => !r.error)
+    ? EXIT.ok
+    : EXIT.failed;
 }
 
 if (isMain(import.meta)) runMain(main);

@@ -16,7 +16,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSyn
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { pathToFileURL } from "node:url";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import pg from "pg";
 
 // ---------------------------------------------------------------------------------------------
@@ -665,6 +665,7 @@ interface Options {
 
 export async function main(argv = process.argv): Promise<void> {
   const program = new Command("tune-macos")
+    .exitOverride()
     .description(
       "Compute, show and write the limits a Mac needs to hold N PostgreSQL connections next to the app server.",
     )
@@ -704,9 +705,8 @@ earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when some
   const root = options.root ?? "/";
   if (options.facts === undefined && process.platform !== "darwin") {
     if (!options.root) {
-      program.error(
-        `error: this is ${process.platform}, not macOS: nothing to tune here. To see a plan, give --facts FILE (samples in test/macos/) and --root DIR.`,
-        { exitCode: 1 },
+      throw new Error(
+        `this is ${process.platform}, not macOS: nothing to tune here. To see a plan, give --facts FILE (samples in test/macos/) and --root DIR.`,
       );
     }
   }
@@ -805,7 +805,9 @@ async function offerFollowUps(steps: Step[], options: Options): Promise<void> {
 }
 
 if ((import.meta as { main?: boolean }).main ?? import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  // This script imports nothing from lib/ so that it can be copied alone; this is lib/cli.ts's runMain.
   main().catch((error) => {
+    if (error instanceof CommanderError) return void (process.exitCode = error.exitCode === 0 ? 0 : 2);
     process.stderr.write(`error: ${error instanceof Error ? error.message : error}\n`);
     process.exitCode = 1;
   });

@@ -1,6 +1,6 @@
 // What several test files need: the reference forum as a fixture, running a project script as a user
 // would (under the current runtime), and waiting for a condition with a deadline instead of sleeping.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { type Fault, type ForumOptions, type RunningForum, startForum } from "../scripts/forum-server.ts";
 import { type Output, recordOutput, runtimeCommand, waitForOutput } from "../lib/process.ts";
 
@@ -17,6 +17,8 @@ export interface ScriptRun {
   signal: string | null;
   stdout: string;
   stderr: string;
+  /** What it had printed when it exited: a shell's prompt comes back then, even if children print on. */
+  atExit: Output;
 }
 
 /** A script started in the background: its process, what it printed so far, and its end. */
@@ -26,29 +28,68 @@ export interface RunningScript {
   done: Promise<ScriptRun>;
 }
 
+export interface StartOptions {
+  /** Run through `sh -c "<shell> && exec ..."` first, e.g. to set a ulimit. */
+  shell?: string;
+  /** In a process group of its own, as a terminal runs a job: `signalGroup` then reaches all of it. */
+  group?: boolean;
+  timeoutMs?: number;
+}
+
 /**
- * Starts `scripts/<script>` with `args`, without blocking this process's event loop (which may be
- * serving the forum the script talks to). `shell` runs it through `sh -c` first, e.g. to set a ulimit.
+ * Starts `command` without blocking this process's event loop (which may be serving the forum the
+ * command talks to), and keeps what it prints.
  */
-export function startScript(script: string, args: string[], shell?: string, timeoutMs = 120_000): RunningScript {
-  const command = runtimeCommand(`scripts/${script}`, args);
-  const child = shell
-    ? spawn("sh", ["-c", `${shell} && exec "$@"`, "sh", ...command], { stdio: ["ignore", "pipe", "pipe"] })
-    : spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+export function startCommand(command: string[], options: StartOptions = {}): RunningScript {
+  const argv = options.shell ? ["sh", "-c", `${options.shell} && exec "$@"`, "sh", ...command] : command;
+  const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: options.group });
   const output = recordOutput(child);
-  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const timer = setTimeout(() => signalGroup(child, "SIGKILL"), options.timeoutMs ?? 120_000);
+  let atExit: Output = { stdout: "", stderr: "" };
+  child.on("exit", () => atExit = { ...output });
   const done = new Promise<ScriptRun>((resolve) =>
     child.on("close", (status, signal) => {
       clearTimeout(timer);
-      resolve({ status, signal, ...output });
+      resolve({ status, signal, ...output, atExit });
     })
   );
   return { child, output, done };
 }
 
-/** Runs `scripts/<script>` with `args` to completion; see startScript. */
-export function runScript(script: string, args: string[], shell?: string): Promise<ScriptRun> {
-  return startScript(script, args, shell).done;
+/** Starts `scripts/<script>` with `args` under this runtime; see startCommand. */
+export function startScript(script: string, args: string[], options?: StartOptions): RunningScript {
+  return startCommand(runtimeCommand(`scripts/${script}`, args), options);
+}
+
+/** Runs `scripts/<script>` with `args` to completion; see startCommand. */
+export function runScript(script: string, args: string[], options?: StartOptions): Promise<ScriptRun> {
+  return startScript(script, args, options).done;
+}
+
+/** Sends `signal` to the child's whole process group (started with `group`), as a terminal's Ctrl-C does. */
+export function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
+/** Whether a process with this pid is still running. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pids of the processes `pid` started. */
+export function childrenOf(pid: number): number[] {
+  const ps = spawnSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" }).stdout;
+  return ps.split("\n").map((line) => line.trim().split(/\s+/).map(Number)).filter(([, ppid]) => ppid === pid)
+    .map(([child]) => child);
 }
 
 /** Resolves once the script printed `text` on `stream`; rejects if it ends first or takes over a minute. */

@@ -38,7 +38,7 @@ test("the report holds the verdict, a row per action and page load, five charts 
   assert.deepEqual(
     (evaluateXPath(doc, "//html:figure/html:figcaption") as Node[]).map((n) => n.textContent),
     [
-      "Requests and errors per second",
+      "Requests and failures per second",
       "Latency per action, p50 and p99",
       "Active users",
       "PostgreSQL client backends",
