@@ -304,12 +304,26 @@ const ORDER = Symbol("tierload.documentOrder");
 let stampBase = 0;
 let stampLimit = 0;
 let unstamped: Linked = null;
+/** The context of the evaluation under way, and whether its whole document carries stamps yet. */
+let evaluating: Linked = null;
+let wholeDocumentStamped = false;
+const stampedNow = (node: Linked) => node[ORDER] >= stampBase && node[ORDER] < stampLimit;
+
+/** Stamps for this evaluation, and for the whole document once a node outside the first stamps is met. */
+function ensureStamps(...nodes: Linked[]): void {
+  if (unstamped) stampDocumentOrder();
+  if (evaluating && !wholeDocumentStamped && !nodes.every(stampedNow)) {
+    wholeDocumentStamped = true;
+    unstamped = evaluating.nodeType === 9 || evaluating.nodeType === 11 ? evaluating : evaluating.ownerDocument;
+    stampDocumentOrder();
+  }
+}
 const nodeClassPrototype = findPrototypeWith(probeElement, "compareDocumentPosition");
 const linkedomCompare = nodeClassPrototype.compareDocumentPosition as (this: Node, other: Node) => number;
 nodeClassPrototype.compareDocumentPosition = function (this: Linked, other: Linked): number {
-  if (unstamped) stampDocumentOrder();
+  ensureStamps(this, other);
   const a = this[ORDER], b = other[ORDER];
-  if (a >= stampBase && b >= stampBase && a < stampLimit && b < stampLimit) {
+  if (stampedNow(this) && stampedNow(other)) {
     if (a === b) return 0;
     return a < b
       ? 4 /* FOLLOWING */ | (isWithin(other, this) ? 16 : 0)
@@ -330,13 +344,27 @@ function isWithin(node: Linked, ancestor: Linked): boolean {
   return false;
 }
 
-/** Numbers every node of the document (or fragment) being evaluated in document order: its linked list. */
+/**
+ * Numbers the nodes an evaluation will most likely compare, in document order (their linked list): the
+ * whole document (or fragment) for a query on it; for a query on an element (a table row, a post), that
+ * element's own subtree only. A query from each of a page's 1000 rows stamped the whole page each time,
+ * 1000 times (0.9 s for a 1000-row page, against 23 ms for the same values as two whole-page queries).
+ * When an evaluation meets a node outside its element, ensureStamps stamps the whole document after all.
+ */
 function stampDocumentOrder(): void {
-  const top = unstamped.nodeType === 9 || unstamped.nodeType === 11 ? unstamped : unstamped.ownerDocument;
+  const context = unstamped;
   unstamped = null;
   let order = stampBase = stampLimit;
-  top[ORDER] = order++;
-  for (let node = top[NEXT]; node; node = node[NEXT]) node[ORDER] = order++;
+  if (context.nodeType === ELEMENT_NODE) {
+    const end = context[END];
+    context[ORDER] = order++;
+    for (let node = context[NEXT]; node && node !== end; node = node[NEXT]) node[ORDER] = order++;
+    end[ORDER] = order++;
+  } else {
+    const top = context.nodeType === 9 || context.nodeType === 11 ? context : context.ownerDocument;
+    top[ORDER] = order++;
+    for (let node = top[NEXT]; node; node = node[NEXT]) node[ORDER] = order++;
+  }
   stampLimit = order;
 }
 
@@ -372,9 +400,9 @@ XNodeSet.prototype.addArray = function (this: Linked, nodes: Node[]) {
 // carries this evaluation's stamp, sorting the array on the stamps gives the same order for less.
 const xpathToArray = XNodeSet.prototype.toArray;
 XNodeSet.prototype.toArray = function (this: Linked): Node[] {
-  if (unstamped) stampDocumentOrder();
   const nodes: Linked[] = this.nodes;
-  const stamped = nodes.every((node) => node[ORDER] >= stampBase && node[ORDER] < stampLimit);
+  ensureStamps(...nodes);
+  const stamped = nodes.every(stampedNow);
   return stamped ? nodes.slice().sort((a, b) => a[ORDER] - b[ORDER]) : xpathToArray.call(this);
 };
 
@@ -474,7 +502,8 @@ const NAMESPACES = { html: XHTML_NAMESPACE };
  */
 export function evaluateXPath(context: Document | Node, query: string, variables: Variables = {}): XPathValue {
   const expression = compile(query);
-  unstamped = context;
+  unstamped = evaluating = context;
+  wholeDocumentStamped = false;
   try {
     const result = expression.evaluate({ node: context, namespaces: NAMESPACES, variables, isHtml: true });
     if (result instanceof XNodeSet) return result.toArray();
@@ -484,7 +513,7 @@ export function evaluateXPath(context: Document | Node, query: string, variables
   } catch (cause) {
     throw new Error(`Cannot evaluate XPath ${JSON.stringify(query)}: ${(cause as Error).message}`, { cause });
   } finally {
-    unstamped = null;
+    unstamped = evaluating = null;
     stampBase = stampLimit;
   }
 }
