@@ -21,6 +21,7 @@ import {
   type Variables,
   type XPathValue,
 } from "./html.ts";
+import { CookieJar } from "./cookies.ts";
 import { parseCookieHeader } from "./web.ts";
 
 export { evaluateXPath, parseHtml, type Variables, type XPathValue } from "./html.ts";
@@ -38,39 +39,40 @@ export interface RequestRecord {
   error?: Error;
 }
 
-interface Cookie {
-  value: string;
-  path: string;
-  expiresAt: number;
-}
-
-/** A browser-like user: a base URL, a cookie jar, a timeout, and an optional request observer. */
+/** A browser-like user: a base URL, a cookie jar, a timeout, a limit on answers, an optional observer. */
 export interface Session {
   baseUrl: string;
-  cookies: Map<string, Cookie>;
+  cookies: CookieJar;
   timeoutMs: number;
+  maxResponseBytes: number;
   onRequest?: (record: RequestRecord) => void;
 }
 
 export interface SessionOptions {
   /** Milliseconds before a request (each hop of a redirect) is abandoned. Default 30 000. */
   timeoutMs?: number;
-  /** A raw `Cookie` header to start with, as in the seed: `"sid=abc; lang=en"`. */
+  /**
+   * The largest answer read, in bytes; a larger one fails its request, naming the URL and the size. Default
+   * 16 MiB: a hundred times a forum page of 1000 threads, and a cap on what a broken page can cost.
+   */
+  maxResponseBytes?: number;
+  /** A raw `Cookie` header to start with, as in the seed: `"sid=abc; lang=en"` (for the base URL's host). */
   cookie?: string;
   onRequest?: (record: RequestRecord) => void;
 }
+
+export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** A session for an application at `baseUrl`; relative URLs resolve against it. */
 export function createSession(baseUrl: string, options: SessionOptions = {}): Session {
   const session: Session = {
     baseUrl: new URL(baseUrl).href,
-    cookies: new Map(),
+    cookies: new CookieJar(),
     timeoutMs: options.timeoutMs ?? 30_000,
+    maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
     onRequest: options.onRequest,
   };
-  for (const [name, value] of parseCookieHeader(options.cookie ?? "")) {
-    session.cookies.set(name, { value, path: "/", expiresAt: Infinity });
-  }
+  session.cookies.add(new URL(session.baseUrl), parseCookieHeader(options.cookie ?? ""));
   return session;
 }
 
@@ -82,48 +84,9 @@ function toSession(session: SessionLike, url: string): Session {
   return createSession(new URL(url).origin + "/", { cookie: session });
 }
 
-/** The `Cookie` header this session sends to `url`, or "" when it has none for that path. */
+/** The `Cookie` header this session sends to `url` (its host, path and scheme), or "" when it has none. */
 export function cookieHeader(session: Session, url: URL): string {
-  const now = Date.now();
-  const pairs: string[] = [];
-  for (const [name, cookie] of session.cookies) {
-    if (cookie.expiresAt <= now) session.cookies.delete(name);
-    else if (pathMatches(url.pathname, cookie.path)) pairs.push(`${name}=${cookie.value}`);
-  }
-  return pairs.join("; ");
-}
-
-function pathMatches(requestPath: string, cookiePath: string): boolean {
-  return requestPath === cookiePath || (requestPath.startsWith(cookiePath) &&
-    (cookiePath.endsWith("/") || requestPath[cookiePath.length] === "/"));
-}
-
-/** Keeps what `Set-Cookie` headers say: new values, and removal by `Max-Age=0` or a past `Expires`. */
-export function storeCookies(session: Session, url: URL, setCookies: string[]): void {
-  for (const header of setCookies) {
-    const [pair, ...attributes] = header.split(";");
-    const eq = pair.indexOf("=");
-    if (eq <= 0) continue;
-    const name = pair.slice(0, eq).trim();
-    const cookie: Cookie = { value: pair.slice(eq + 1).trim(), path: defaultCookiePath(url), expiresAt: Infinity };
-    for (const attribute of attributes) {
-      const [key, value = ""] = attribute.split("=").map((s) => s.trim());
-      const lower = key.toLowerCase();
-      if (lower === "path" && value.startsWith("/")) cookie.path = value;
-      else if (lower === "max-age" && /^-?\d+$/.test(value)) cookie.expiresAt = Date.now() + Number(value) * 1000;
-      else if (lower === "expires" && cookie.expiresAt === Infinity) {
-        const when = Date.parse(value);
-        if (!Number.isNaN(when)) cookie.expiresAt = when;
-      }
-    }
-    if (cookie.expiresAt <= Date.now()) session.cookies.delete(name);
-    else session.cookies.set(name, cookie);
-  }
-}
-
-function defaultCookiePath(url: URL): string {
-  const slash = url.pathname.lastIndexOf("/");
-  return slash <= 0 ? "/" : url.pathname.slice(0, slash);
+  return session.cookies.header(url);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,21 +156,30 @@ export async function request(
     }
     let response: Answer;
     try {
-      response = await exchange(target, method, headers, body, session.timeoutMs);
+      // A kept-alive connection the server closed as we sent on it fails before any answer: browsers send
+      // again on a new connection, and so does this (once).
+      response = await exchange(target, method, headers, body, session)
+        .catch((error) =>
+          error.staleConnection ? exchange(target, method, headers, body, session) : Promise.reject(error)
+        );
     } catch (cause) {
       const error = new RequestError(method, target.href, (cause as Error).message, { cause });
       session.onRequest?.({ method, url: target.href, status: 0, ms: performance.now() - started, error });
       throw error;
     }
     const setCookie = response.headers["set-cookie"];
-    if (setCookie) storeCookies(session, target, setCookie);
+    if (setCookie) session.cookies.store(target, setCookie);
     const location = response.headers.location;
     if (response.status >= 300 && response.status < 400 && location) {
       session.onRequest?.({ method, url: target.href, status: response.status, ms: performance.now() - started });
       if (hop === MAX_REDIRECTS) {
         throw new RequestError(method, target.href, `more than ${MAX_REDIRECTS} redirects`);
       }
-      target = new URL(location, target);
+      try {
+        target = new URL(location, target);
+      } catch {
+        throw new RequestError(method, target.href, `its Location header is not a URL: ${JSON.stringify(location)}`);
+      }
       if (response.status !== 307 && response.status !== 308) {
         method = "GET";
         body = undefined;
@@ -250,15 +222,27 @@ function exchange(
   method: string,
   headers: Record<string, string>,
   body: string | undefined,
-  timeoutMs: number,
+  { timeoutMs, maxResponseBytes }: Pick<Session, "timeoutMs" | "maxResponseBytes">,
 ): Promise<Answer> {
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   const agent = agents[url.protocol as keyof typeof agents];
   if (!agent) return Promise.reject(new Error(`${url.protocol} is not HTTP`));
   return new Promise((resolve, reject) => {
+    const tooLarge = (size: string) => {
+      fail(new Error(`the answer is larger than the limit of ${bytes(maxResponseBytes)} (${size}; maxResponseBytes)`));
+      req.destroy();
+    };
     const req = send(url, { method, headers, agent }, (res) => {
+      answered = true;
+      const declared = Number(res.headers["content-length"]);
+      if (declared > maxResponseBytes) return tooLarge(`Content-Length ${bytes(declared)}`);
       const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      let size = 0;
+      res.on("data", (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxResponseBytes) tooLarge(`more than that arrived`);
+        else chunks.push(chunk);
+      });
       res.on("end", () => {
         clearTimeout(timer);
         resolve({
@@ -276,17 +260,22 @@ function exchange(
       fail(new Error(`no answer within ${timeoutMs} ms`));
       req.destroy();
     }, timeoutMs);
+    let answered = false;
     function fail(error: Error & { code?: string }) {
       clearTimeout(timer);
-      reject(
-        new Error(
-          error.code && !error.message.includes(error.code) ? `${error.code}: ${error.message}` : error.message,
-        ),
-      );
+      const message = error.code && !error.message.includes(error.code)
+        ? `${error.code}: ${error.message}`
+        : error.message;
+      const staleConnection = req.reusedSocket && !answered && (error.code === "ECONNRESET" || error.code === "EPIPE");
+      reject(Object.assign(new Error(message), { staleConnection }));
     }
     req.on("error", fail);
     req.end(body);
   });
+}
+
+function bytes(n: number): string {
+  return n >= 1024 * 1024 ? `${+(n / 1024 / 1024).toFixed(1)} MiB` : `${n} bytes`;
 }
 
 function stringify(params: Params): Record<string, string> {

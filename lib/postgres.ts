@@ -111,7 +111,8 @@ export async function startEmbeddedPostgres(
         "-c",
         // Run postgres; when our end of the stdin pipe closes (we stopped, or died), ask it for a
         // fast shutdown. Background jobs get /dev/null as stdin, so the pipe goes to them as fd 3.
-        'exec 3<&0; "$@" 3<&- & pid=$!; (read _ <&3; kill -INT $pid 2>/dev/null) & exec 3<&-; wait $pid',
+        // SIGCONT too: a postgres stopped with SIGSTOP would otherwise keep the SIGINT pending forever.
+        'exec 3<&0; "$@" 3<&- & pid=$!; (read _ <&3; kill -INT $pid; kill -CONT $pid) 2>/dev/null & exec 3<&-; wait $pid',
         "postgres-watchdog",
         binaries.postgres,
         ...args,

@@ -13,7 +13,7 @@ import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { platform, tmpdir } from "node:os";
+import { availableParallelism, platform, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
@@ -41,7 +41,29 @@ export interface ForumOptions {
   log?: (line: string) => void;
   /** Deliberate bugs, to prove that a test suite notices them. */
   faults?: Fault[];
+  /** Bounds on what one connection may hold; the defaults are in CONNECTION_LIMITS (tests shorten them). */
+  connections?: Partial<typeof CONNECTION_LIMITS>;
 }
+
+/**
+ * What one client connection may hold, and how many there may be. Each bound keeps a slow or hostile
+ * client from holding a socket (and its memory) for nothing; each is far above what a real browser, or
+ * the load test's 1000 users on an event loop seconds behind, ever needs.
+ */
+export const CONNECTION_LIMITS = {
+  /** The request's headers must all arrive within 30 s: a client sends them at once. */
+  headersMs: 30_000,
+  /** The whole request, body included (64 KB at most), within 60 s: milliseconds on any real link. */
+  requestMs: 60_000,
+  /**
+   * An idle keep-alive connection closes after 2 minutes: longer than any pause between one user's
+   * requests, so a user's next request finds its connection open; a client that sends on a connection as
+   * it closes retries on a new one, as browsers do (lib/fetchData.ts does too).
+   */
+  idleMs: 120_000,
+  /** 4096 connections: the load test's 1000 users each hold one, with room for the functional suite and people. */
+  max: 4096,
+};
 
 /** The bugs `--fault` plants: replies answered but not stored, titles not escaped, counts not kept. */
 export const FAULTS = ["drop-replies", "unescaped-titles", "stale-counts"] as const;
@@ -113,15 +135,27 @@ CREATE TABLE IF NOT EXISTS posts (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS posts_thread ON posts (thread_id, id);
+CREATE TABLE IF NOT EXISTS settings (
+  name text PRIMARY KEY,
+  value text NOT NULL
+);
 `;
 
 const FORUMS = ["General", "Other", "Announcements"];
 
-async function prepare(pool: pg.Pool, scryptCost: number): Promise<void> {
+/**
+ * Creates the schema and the seed's data where missing, and answers the key that signs sessions and CSRF
+ * tokens: random for a new database, then kept in it, so a restart logs nobody out.
+ */
+async function prepare(pool: pg.Pool, scryptCost: number): Promise<Buffer> {
   const client = await pool.connect();
   try {
     await client.query("SELECT pg_advisory_lock(20260501)");
     await client.query(SCHEMA);
+    await client.query("INSERT INTO settings (name, value) VALUES ('session-key', $1) ON CONFLICT DO NOTHING", [
+      randomBytes(32).toString("base64"),
+    ]);
+    const key = await client.query("SELECT value FROM settings WHERE name = 'session-key'");
     const p1 = await client.query(
       "INSERT INTO users (username, email, password_hash) VALUES ('p1', 'p1@example.org', $1) ON CONFLICT DO NOTHING RETURNING id",
       [await hashPassword("p1", scryptCost)],
@@ -140,6 +174,7 @@ async function prepare(pool: pg.Pool, scryptCost: number): Promise<void> {
         );
       }
     }
+    return Buffer.from(key.rows[0].value, "base64");
   } finally {
     await client.query("SELECT pg_advisory_unlock(20260501)").catch(() => {});
     client.release();
@@ -181,16 +216,73 @@ async function verifyPassword(password: string, stored: string): Promise<boolean
   return timingSafeEqual(expected, actual);
 }
 
-function scryptAsync(password: string, salt: Buffer, cost: number): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(
-      password,
-      salt,
-      32,
-      { N: cost, maxmem: 256 * cost * 8 * 2 },
-      (error, key) => error ? reject(error) : resolve(key),
-    )
-  );
+// scrypt runs on libuv's thread pool (4 threads), and so does pg's SCRAM handshake (WebCrypto) for every
+// new PostgreSQL connection. With a thousand sign-ups at once, a thousand 39 ms hashes queued ahead of the
+// handshakes, and PostgreSQL ended connections still authenticating after its 60 s authentication_timeout
+// ("Connection terminated unexpectedly": 131 failed sign-ups in a 1000-user run). So hashes wait here, at
+// most HASHING_AT_ONCE in the pool: as many as the cores they could use, always leaving threads free.
+const HASHING_AT_ONCE = Math.max(1, Math.min(availableParallelism(), 3));
+let hashing = 0;
+const waitingToHash: (() => void)[] = [];
+
+async function scryptAsync(password: string, salt: Buffer, cost: number): Promise<Buffer> {
+  // A slot is taken, or handed over by the hash that ends, so that no more than HASHING_AT_ONCE ever run.
+  if (hashing < HASHING_AT_ONCE) hashing++;
+  else await new Promise<void>((resolve) => waitingToHash.push(resolve));
+  try {
+    return await new Promise<Buffer>((resolve, reject) =>
+      scrypt(password, salt, 32, { N: cost, maxmem: 256 * cost * 8 * 2 }, (e, key) => e ? reject(e) : resolve(key))
+    );
+  } finally {
+    const next = waitingToHash.shift();
+    if (next) next();
+    else hashing--;
+  }
+}
+
+/**
+ * Failed log-ins, counted by username and by client address. From the 5th failure in 15 minutes a
+ * username waits 30 s before the next try, doubling to 15 minutes; an address, after 50 failures (many
+ * names, one guesser), waits out the window. Only failures count, so users who know their passwords,
+ * the load test's thousand among them (one log-in each, all from one address), never wait.
+ */
+class LoginThrottle {
+  static readonly WINDOW_MS = 15 * 60_000;
+  static readonly PER_USER = 5;
+  static readonly PER_ADDRESS = 50;
+  /** Entries kept at most; the oldest go first (a guesser cycling names cannot grow it without bound). */
+  static readonly MAX_ENTRIES = 100_000;
+  private readonly failures = new Map<string, { count: number; since: number; lockedUntil: number }>();
+
+  /** Seconds until a log-in under these keys may be tried, 0 when it may now. */
+  retryAfter(keys: string[]): number {
+    const now = Date.now();
+    const until = Math.max(0, ...keys.map((key) => this.failures.get(key)?.lockedUntil ?? 0));
+    return until > now ? Math.ceil((until - now) / 1000) : 0;
+  }
+
+  failed(keys: string[]): void {
+    const now = Date.now();
+    for (const key of keys) {
+      let entry = this.failures.get(key);
+      if (!entry || now - entry.since > LoginThrottle.WINDOW_MS) entry = { count: 0, since: now, lockedUntil: 0 };
+      entry.count++;
+      const byUser = key.startsWith("user ");
+      const over = entry.count - (byUser ? LoginThrottle.PER_USER : LoginThrottle.PER_ADDRESS);
+      if (over >= 0) {
+        entry.lockedUntil = byUser
+          ? now + Math.min(LoginThrottle.WINDOW_MS, 30_000 * 2 ** over)
+          : entry.since + LoginThrottle.WINDOW_MS;
+      }
+      this.failures.delete(key);
+      this.failures.set(key, entry);
+    }
+    while (this.failures.size > LoginThrottle.MAX_ENTRIES) this.failures.delete(this.failures.keys().next().value!);
+  }
+
+  succeeded(key: string): void {
+    this.failures.delete(key);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,9 +301,11 @@ const STATUS_TEXT: Record<number, string> = {
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  408: "Request Timeout",
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  429: "Too Many Requests",
   503: "Service Unavailable",
 };
 
@@ -226,26 +320,29 @@ async function readForm(req: IncomingMessage): Promise<Map<string, string>> {
     req.resume();
     throw new HttpProblem(415, "Send the form as application/x-www-form-urlencoded");
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > LIMITS.requestBytes) {
-      req.resume();
-      throw new HttpProblem(413, `The form is larger than ${LIMITS.requestBytes / 1024} KB`);
-    }
-    chunks.push(chunk);
-  }
+  // Read by events, not `for await`: leaving that loop early destroys the request, and the 413 with it.
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= LIMITS.requestBytes) return void chunks.push(chunk);
+      req.off("data", onData).pause();
+      reject(new HttpProblem(413, `The form is larger than ${LIMITS.requestBytes / 1024} KB`));
+    };
+    req.on("data", onData).once("end", () => resolve(Buffer.concat(chunks))).once("error", reject);
+  });
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
   } catch {
     throw new HttpProblem(400, "The form is not valid UTF-8");
   }
   const form = new Map<string, string>();
   for (const pair of text.split("&")) {
     if (!pair) continue;
-    const [name, value = ""] = pair.split("=", 2).map((s) => s.replace(/\+/g, " "));
+    const eq = pair.includes("=") ? pair.indexOf("=") : pair.length;
+    const [name, value] = [pair.slice(0, eq), pair.slice(eq + 1)].map((s) => s.replace(/\+/g, " "));
     try {
       form.set(decodeURIComponent(name), decodeURIComponent(value));
     } catch {
@@ -261,8 +358,9 @@ function field(form: Map<string, string>, name: string, label: string, limits: {
     throw new HttpProblem(400, value ? `${label} must be at least ${limits.min} characters` : `${label} is required`);
   }
   if (value.length > limits.max) throw new HttpProblem(400, `${label} must be at most ${limits.max} characters`);
+  // C0 and C1 controls and DEL; tab and line breaks are text.
   // deno-lint-ignore no-control-regex -- control characters are exactly what this refuses
-  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(value)) {
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/.test(value)) {
     throw new HttpProblem(400, `${label} contains control characters`);
   }
   return value;
@@ -350,7 +448,12 @@ function send(ctx: Context, status: number, html: string): void {
     "content-type": "text/html; charset=utf-8",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    // Nothing loads but the page itself; forms post only here; no site may frame it (clickjacking);
+    // <base> may point only here.
+    "content-security-policy":
+      "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
   });
   ctx.res.end(html);
 }
@@ -423,20 +526,23 @@ interface App {
   secret: Buffer;
   scryptCost: number;
   basePath: string;
+  throttle: LoginThrottle;
+  /** A hash of nobody's password: an unknown username costs a log-in the same time as a known one. */
+  dummyHash: string;
 }
 
 async function identify(app: App, req: IncomingMessage): Promise<{ visitor: Visitor; setCookies: string[] }> {
   const cookies = readCookies(req);
   const setCookies: string[] = [];
   const cookiePath = app.basePath;
-  // Double-submit CSRF: a random token in a cookie, repeated in every form, compared on POST.
-  let csrf = cookies.get("csrf") ?? "";
-  if (!/^[\w-]{22,64}$/.test(csrf)) {
-    csrf = randomBytes(18).toString("base64url");
-    setCookies.push(`csrf=${csrf}; Path=${cookiePath}; HttpOnly; SameSite=Lax`);
+  // A visitor who is not logged in carries a random nonce in the csrf cookie; CSRF tokens are signed for it.
+  let nonce = cookies.get("csrf") ?? "";
+  if (!/^[\w-]{22,64}$/.test(nonce)) {
+    nonce = randomBytes(18).toString("base64url");
+    setCookies.push(`csrf=${nonce}; Path=${cookiePath}; HttpOnly; SameSite=Lax`);
   }
   const token = cookies.get("sid");
-  const visitor: Visitor = { userId: null, username: null, csrf, staleSession: false };
+  const visitor: Visitor = { userId: null, username: null, csrf: csrfToken(app, { nonce }), staleSession: false };
   if (token) {
     const found = /^[\w-]{43}$/.test(token)
       ? await app.pool.query(
@@ -447,12 +553,23 @@ async function identify(app: App, req: IncomingMessage): Promise<{ visitor: Visi
     if (found.rows.length) {
       visitor.userId = found.rows[0].id;
       visitor.username = found.rows[0].username;
+      visitor.csrf = csrfToken(app, { session: token });
     } else {
       visitor.staleSession = true;
       setCookies.push(`sid=; Path=${cookiePath}; Max-Age=0; HttpOnly; SameSite=Lax`);
     }
   }
   return { visitor, setCookies };
+}
+
+/**
+ * The CSRF token a visitor's forms carry: an HMAC of their session (so it changes at log-in, and one made
+ * for another session, or a cookie and token an attacker chose together, never passes), or of their
+ * nonce while they are not logged in.
+ */
+function csrfToken(app: App, of: { session: string } | { nonce: string }): string {
+  const subject = "session" in of ? `session ${of.session}` : `nonce ${of.nonce}`;
+  return createHmac("sha256", app.secret).update(`csrf ${subject}`).digest("base64url");
 }
 
 /** Sessions are stored by an HMAC of the cookie, so a database leak gives no usable cookies. */
@@ -481,11 +598,16 @@ function checkCsrf(ctx: Context, form: Map<string, string>): void {
   }
 }
 
-/** What a postingForm sends: the form (its CSRF token checked), the logged-in user, the id it names. */
+/**
+ * What a postingForm sends: the form (its CSRF token checked), the logged-in user, the id it names. A
+ * visitor not logged in (any more) is told so first: the answer does nothing, and a form from before a
+ * log-out or an expired session carries a token for a session that is gone.
+ */
 async function postingFormSent(ctx: Context, purpose: string, idField: "forum" | "thread") {
+  const userId = requireUser(ctx, purpose);
   const form = await readForm(ctx.req);
   checkCsrf(ctx, form);
-  return { form, userId: requireUser(ctx, purpose), id: numericId(form.get(idField), idField) };
+  return { form, userId, id: numericId(form.get(idField), idField) };
 }
 
 type Route = (app: App, ctx: Context) => Promise<void>;
@@ -546,10 +668,24 @@ ${rows}
     async POST(app, ctx) {
       const form = await readForm(ctx.req);
       checkCsrf(ctx, form);
-      const username = (form.get("username") ?? "").trim();
+      const username = field(form, "username", "Username", LIMITS.username);
+      const keys = [`user ${username.toLowerCase()}`, `address ${ctx.req.socket.remoteAddress}`];
+      const wait = app.throttle.retryAfter(keys);
+      if (wait > 0) {
+        ctx.headers["retry-after"] = String(wait);
+        throw new HttpProblem(
+          429,
+          `Too many failed log-ins for "${username}" or from your address: try again in ${wait} s`,
+        );
+      }
       const found = await app.pool.query("SELECT id, password_hash FROM users WHERE username = $1", [username]);
-      const ok = found.rows.length > 0 && await verifyPassword(form.get("password") ?? "", found.rows[0].password_hash);
-      if (!ok) return send(ctx, 403, authForm(ctx, "login", "Wrong username or password", username));
+      const ok = await verifyPassword(form.get("password") ?? "", found.rows[0]?.password_hash ?? app.dummyHash) &&
+        found.rows.length > 0;
+      if (!ok) {
+        app.throttle.failed(keys);
+        return send(ctx, 403, authForm(ctx, "login", "Wrong username or password", username));
+      }
+      app.throttle.succeeded(keys[0]);
       await startSession(app, ctx, found.rows[0].id);
       redirect(ctx, safeNext(form.get("next")));
     },
@@ -691,10 +827,22 @@ ${reply}`,
   },
 };
 
-/** PostgreSQL error codes that mean "busy", not "broken": the visitor may try again. */
-const TRANSIENT = /^(53300|53400|57P03|40001|40P01|08\w{3})$/;
-/** What pg-pool says when no connection came free in POOL_WAIT_MS. */
-const POOL_TIMEOUT = /timeout exceeded when trying to connect|connection timeout/i;
+/**
+ * PostgreSQL error codes that mean "busy" or "connection lost", not "broken": the visitor may try again.
+ * 57P01-57P03: the server shut the connection (an administrator's pg_terminate_backend, a restart).
+ */
+const TRANSIENT = /^(53300|53400|57P01|57P02|57P03|40001|40P01|08\w{3})$/;
+/** What pg says when no connection came free in POOL_WAIT_MS, or one died under a query. */
+const CONNECTION_LOST = /timeout exceeded when trying to connect|connection timeout|Connection terminated/i;
+/** The 503 message for a database error the visitor may retry (busy, connection lost), or null for a bug. */
+export function databaseTrouble(error: unknown): string | null {
+  const { code = "", message = "" } = error as { code?: string; message?: string };
+  if (!TRANSIENT.test(code) && !CONNECTION_LOST.test(message)) return null;
+  return `The database is busy or its connection was lost (${code || message}): try again`;
+}
+
+/** A client that went away mid-request: nobody to answer, nothing to log. */
+const CLIENT_GONE = /^(ECONNRESET|EPIPE|ERR_STREAM_PREMATURE_CLOSE)$|^aborted$/;
 
 async function handle(app: App, req: IncomingMessage, res: ServerResponse, log: (line: string) => void): Promise<void> {
   const headers: Record<string, string | string[]> = {};
@@ -711,7 +859,8 @@ async function handle(app: App, req: IncomingMessage, res: ServerResponse, log: 
     if (!url.pathname.startsWith(app.basePath)) {
       throw new HttpProblem(404, `Nothing here: the forum is at ${app.basePath}`);
     }
-    const route = routes[url.pathname.slice(app.basePath.length)];
+    const name = url.pathname.slice(app.basePath.length);
+    const route = Object.hasOwn(routes, name) ? routes[name] : undefined;
     if (!route) throw new HttpProblem(404, `There is no page "${url.pathname}"`);
     const { visitor, setCookies } = await identify(app, req);
     ctx.visitor = visitor;
@@ -724,17 +873,24 @@ async function handle(app: App, req: IncomingMessage, res: ServerResponse, log: 
     }
     await handler(app, ctx);
   } catch (error) {
-    if (res.headersSent) return void res.destroy();
-    if (!ctx.visitor.csrf) ctx.visitor.csrf = readCookies(req).get("csrf") ?? "";
-    if (error instanceof HttpProblem) return problemPage(ctx, error.status, error.message);
     const code = (error as { code?: string }).code ?? "";
+    if (res.headersSent || req.socket.destroyed || CLIENT_GONE.test(code || (error as Error).message)) {
+      return void res.destroy();
+    }
+    if (!ctx.visitor.csrf) ctx.visitor.csrf = csrfToken(app, { nonce: readCookies(req).get("csrf") ?? "" });
+    // Answered before the request's body was all read: close, rather than read a body nobody wants.
+    if (!req.complete) headers.connection = "close";
+    if (error instanceof HttpProblem) {
+      return problemPage(ctx, error.status, error.message);
+    }
     if (app.closing()) {
       headers.connection = "close";
       return problemPage(ctx, 503, "The forum is shutting down");
     }
-    if (TRANSIENT.test(code) || POOL_TIMEOUT.test((error as Error).message)) {
+    const trouble = databaseTrouble(error);
+    if (trouble) {
       headers["retry-after"] = "1";
-      return problemPage(ctx, 503, `The database is busy (${code || "no free connection"}): try again`);
+      return problemPage(ctx, 503, trouble);
     }
     log(`error: ${req.method} ${req.url}: ${(error as Error).stack ?? error}`);
     ctx.res.writeHead(500, { "content-type": "text/html; charset=utf-8" });
@@ -755,8 +911,14 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
   const basePath = normalizeBasePath(options.basePath ?? DEFAULTS.basePath);
   const host = options.host ?? DEFAULTS.host;
   const cleanups: (() => Promise<void>)[] = [];
-  const cleanup = async () => {
-    for (const step of cleanups.reverse()) await step().catch((e) => log(`error: while stopping: ${e.message}`));
+  // Each step gets a bounded wait: a database that is stopped (SIGSTOP) or gone must not hold a shutdown.
+  const cleanup = async (stepMs = 10_000) => {
+    for (const step of cleanups.reverse()) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const gaveUp = new Promise<void>((resolve) => timer = setTimeout(resolve, stepMs));
+      await Promise.race([step().catch((e) => log(`error: while stopping: ${e.message}`)), gaveUp]);
+      clearTimeout(timer);
+    }
   };
   try {
     let databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
@@ -788,19 +950,26 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
     if (maxConnections < poolSize) {
       log(`warning: PostgreSQL allows ${maxConnections} connections, fewer than the pool's ${poolSize}`);
     }
+    const scryptCost = options.scryptCost ?? DEFAULTS.scryptCost;
     const app: App = {
       closing: () => closing,
       faults: new Set(options.faults),
       pool,
-      secret: randomBytes(32),
-      scryptCost: options.scryptCost ?? DEFAULTS.scryptCost,
+      secret: await prepare(pool, scryptCost),
+      scryptCost,
       basePath,
+      throttle: new LoginThrottle(),
+      dummyHash: await hashPassword(randomBytes(12).toString("base64"), scryptCost),
     };
-    await prepare(pool, app.scryptCost);
 
     let inFlight = 0;
     let drained: (() => void) | null = null;
-    const server: Server = createServer({ keepAlive: true }, (req, res) => {
+    const limits = { ...CONNECTION_LIMITS, ...options.connections };
+    const server: Server = createServer({
+      keepAlive: true,
+      // How often Node checks the headers and request deadlines: often enough to hold them to a few seconds.
+      connectionsCheckingInterval: Math.min(5_000, limits.headersMs / 2),
+    }, (req, res) => {
       inFlight++;
       res.on("close", () => {
         if (--inFlight === 0) drained?.();
@@ -808,12 +977,10 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       void handle(app, req, res, log);
     });
     server.maxHeadersCount = 100;
-    // Keep idle connections longer than any client does (undici keeps them 10 minutes at most), so a
-    // client never sends a request on a socket the server is closing: with event loops seconds behind
-    // under load, a margin of a second or two (Node's default) is no margin at all.
-    server.keepAliveTimeout = 15 * 60_000;
-    server.headersTimeout = 70_000;
-    server.requestTimeout = 180_000;
+    server.headersTimeout = limits.headersMs;
+    server.requestTimeout = limits.requestMs;
+    server.keepAliveTimeout = limits.idleMs;
+    server.maxConnections = limits.max;
     // A thousand users connect at once: the accept queue must hold them (the kernel may cap it).
     const backlog = Math.max(511, 2 * poolSize);
     await new Promise<void>((resolve, reject) =>
@@ -839,7 +1006,7 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
             });
           }
           server.closeAllConnections();
-          await cleanup();
+          await cleanup(Math.max(1_000, deadlineMs));
         })();
         return stopping;
       },

@@ -13,7 +13,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { pathToFileURL } from "node:url";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
@@ -351,16 +351,33 @@ export class UnsafeFileError extends Error {}
 
 const targetOf = (targets: Target[], setting: string) => targets.find((t) => t.setting === setting);
 
-/** The sysctl settings the boot files must carry: only those whose target differs from now. */
-function sysctlsToWrite(targets: Target[]): [string, number][] {
+/**
+ * The sysctl settings the boot files must carry: those the plan raises now, and those the files already
+ * carry (an earlier run raised them; after the reboot the live value equals the target, and dropping
+ * the line would lose the setting at the next boot). A value the files hold above the target is kept.
+ */
+function sysctlsToWrite(targets: Target[], carried: Map<string, number>): [string, number][] {
   return targets
-    .filter((t) => t.setting.startsWith("kern.") && t.carriedBy.length > 0 && t.target !== t.current)
-    .map((t) => [t.setting, t.target]);
+    .filter((t) => t.setting.startsWith("kern.") && t.carriedBy.length > 0)
+    .filter((t) => t.target !== t.current || carried.has(t.setting))
+    .map((t) => [t.setting, Math.max(t.target, carried.get(t.setting) ?? 0)]);
+}
+
+/** The kern.* settings that /etc/sysctl.conf and the LaunchDaemon under `root` already set, at their highest. */
+function carriedSettings(read: (path: string) => string | null): Map<string, number> {
+  const text = `${read(SYSCTL_CONF) ?? ""}\n${read(DAEMON_PLIST) ?? ""}`;
+  const carried = new Map<string, number>();
+  for (const [, name, value] of text.matchAll(/(?:^|[\s>])(kern\.[\w.]+)\s*=\s*(\d+)/gm)) {
+    if ((SYSCTLS as readonly string[]).includes(name)) {
+      carried.set(name, Math.max(Number(value), carried.get(name) ?? 0));
+    }
+  }
+  return carried;
 }
 
 /** /etc/sysctl.conf with our keys set, every other line (comments included) kept as it was. */
 export function editSysctlConf(path: string, text: string, settings: [string, number][]): string {
-  const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+  const { lines, eol } = linesOf(text);
   const pending = new Map(settings);
   const out = lines.map((line, i) => {
     if (/^\s*(#.*)?$/.test(line)) return line;
@@ -376,7 +393,13 @@ export function editSysctlConf(path: string, text: string, settings: [string, nu
     return `${match[1]}=${value}${match[3] ? ` ${match[3]}` : ""}`;
   });
   for (const [name, value] of pending) out.push(`${name}=${value}`);
-  return out.length ? out.join("\n") + "\n" : "";
+  return out.length ? out.join(eol) + eol : "";
+}
+
+/** A file's lines and its line ending (CRLF files stay CRLF). */
+function linesOf(text: string): { lines: string[]; eol: string } {
+  const eol = text.includes("\r\n") ? "\r\n" : "\n";
+  return { lines: text === "" ? [] : text.replace(/\r?\n$/, "").split(/\r?\n/), eol };
 }
 
 /** /etc/launchd.conf (10.9 and earlier) with our limit lines, every other line kept. */
@@ -385,7 +408,7 @@ export function editLaunchdConf(
   text: string,
   limits: Record<"maxproc" | "maxfiles", [number, number]>,
 ): string {
-  const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
+  const { lines, eol } = linesOf(text);
   const pending = new Map(Object.entries(limits));
   const out = lines.map((line, i) => {
     const match = /^\s*limit\s+(\w+)(.*)$/.exec(line);
@@ -400,12 +423,12 @@ export function editLaunchdConf(
     return `limit ${match[1]} ${soft} ${hard}`;
   });
   for (const [name, [soft, hard]] of pending) out.push(`limit ${name} ${soft} ${hard}`);
-  return out.join("\n") + "\n";
+  return out.join(eol) + eol;
 }
 
 /** postgresql.conf with max_connections set: the active line replaced, or added after the commented default. */
 export function editPostgresqlConf(path: string, text: string, maxConnections: number): string {
-  const lines = text.replace(/\n$/, "").split("\n");
+  const { lines, eol } = linesOf(text);
   const setting = `max_connections = ${maxConnections}`;
   let active = -1;
   let commented = -1;
@@ -424,7 +447,7 @@ export function editPostgresqlConf(path: string, text: string, maxConnections: n
     lines[active] = comment ? `${setting}\t\t${comment}` : setting;
   } else if (commented >= 0) lines.splice(commented + 1, 0, setting);
   else lines.push(setting);
-  return lines.join("\n") + "\n";
+  return lines.join(eol) + eol;
 }
 
 /** The LaunchDaemon that applies the limits at every boot: sysctl -w, then launchctl limit. */
@@ -468,8 +491,8 @@ export interface FileChange {
 
 /** Every file the plan writes, read from `root`, with its new text and the diff; unchanged ones left out. */
 export function planFiles(facts: Facts, targets: Target[], root: string): FileChange[] {
-  const read = (path: string) => existsSync(join(root, path)) ? readFileSync(join(root, path), "utf8") : null;
-  const settings = sysctlsToWrite(targets);
+  const read = (path: string) => existsSync(under(root, path)) ? readFileSync(under(root, path), "utf8") : null;
+  const settings = sysctlsToWrite(targets, carriedSettings(read));
   const maxfiles = targetOf(targets, "kern.maxfilesperproc")!.target;
   const limits = {
     maxproc: [
@@ -487,7 +510,7 @@ export function planFiles(facts: Facts, targets: Target[], root: string): FileCh
   const pgTarget = targetOf(targets, "max_connections");
   if (facts.postgres && !facts.postgres.reachable && pgTarget && pgTarget.target !== pgTarget.current) {
     const path = facts.postgres.configFile;
-    if (read(path) === null) throw new Error(`PostgreSQL's config file ${join(root, path)} does not exist`);
+    if (read(path) === null) throw new Error(`PostgreSQL's config file ${under(root, path)} does not exist`);
     wanted.push([path, (t) => editPostgresqlConf(path, t, pgTarget.target)]);
   }
   const changes: FileChange[] = [];
@@ -541,29 +564,65 @@ export function unifiedDiff(path: string, before: string, after: string, created
 
 const BACKUP = ".tierload-backup-";
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+/** `path` (absolute, as on the Mac) under `root`; refuses one that would leave it ("/../../etc/x"). */
+export function under(root: string, path: string): string {
+  const base = resolve(root);
+  const full = resolve(base, `.${path.startsWith("/") ? "" : "/"}${path}`);
+  if (full !== base && !full.startsWith(base.endsWith(sep) ? base : base + sep)) {
+    throw new Error(`Refusing ${JSON.stringify(path)}: it leads outside ${base}`);
+  }
+  return full;
 }
 
-/** Writes each file atomically (a temporary file renamed over it), keeping what was there. */
-export function applyFiles(changes: FileChange[], root: string, report: (line: string) => void): void {
-  const stamp = timestamp();
-  for (const change of changes) {
-    const path = join(root, change.path);
-    // The backup records the file as it was; ".absent" records that there was none.
-    writeFileSync(`${path}${BACKUP}${stamp}${change.before === null ? ".absent" : ""}`, change.before ?? "");
-    const temporary = `${path}.tierload-new`;
-    writeFileSync(temporary, change.after, { mode: 0o644 });
-    renameSync(temporary, path);
-    report(`wrote ${path} (backup: ${path}${BACKUP}${stamp}${change.before === null ? ".absent" : ""})`);
+/** A backup name that sorts by time and is never reused: to the millisecond, then a counter. */
+function backupPath(path: string, absent: boolean): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "");
+  for (let n = 0;; n++) {
+    const candidate = `${path}${BACKUP}${stamp}${n ? `-${String(n).padStart(3, "0")}` : ""}${absent ? ".absent" : ""}`;
+    if (!existsSync(candidate)) return candidate;
   }
+}
+
+/**
+ * Writes every file or none: each new text and each backup is written first, then the files are
+ * renamed into place; when any step fails, the files already replaced are put back, the rest removed,
+ * and the error says that nothing was changed.
+ */
+export function applyFiles(changes: FileChange[], root: string, report: (line: string) => void): void {
+  const staged = changes.map((change) => {
+    const path = under(root, change.path);
+    return { change, path, temporary: `${path}.tierload-new`, backup: backupPath(path, change.before === null) };
+  });
+  const written: string[] = [];
+  const replaced: typeof staged = [];
+  try {
+    for (const file of staged) {
+      // The backup records the file as it was; ".absent" records that there was none.
+      writeFileSync(file.backup, file.change.before ?? "");
+      written.push(file.backup);
+      writeFileSync(file.temporary, file.change.after, { mode: 0o644 });
+      written.push(file.temporary);
+    }
+    for (const file of staged) {
+      renameSync(file.temporary, file.path);
+      replaced.push(file);
+    }
+  } catch (error) {
+    for (const file of replaced.reverse()) {
+      if (file.change.before === null) rmSync(file.path, { force: true });
+      else writeFileSync(file.path, file.change.before);
+    }
+    for (const path of written) rmSync(path, { force: true });
+    throw new Error(`Nothing was changed: ${(error as Error).message}`);
+  }
+  for (const file of staged) report(`wrote ${file.path} (backup: ${file.backup})`);
 }
 
 /** Puts back, for every file this script manages, the newest backup; removes files it created. */
 export function revertFiles(paths: string[], root: string, report: (line: string) => void): number {
   let restored = 0;
   for (const relative of paths) {
-    const path = join(root, relative);
+    const path = under(root, relative);
     const dir = dirname(path);
     if (!existsSync(dir)) continue;
     const prefix = `${relative.split("/").pop()}${BACKUP}`;
@@ -703,20 +762,21 @@ earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when some
     .parse(argv);
   const options = program.opts<Options>();
   const root = options.root ?? "/";
-  if (options.facts === undefined && process.platform !== "darwin") {
-    if (!options.root) {
-      throw new Error(
-        `this is ${process.platform}, not macOS: nothing to tune here. To see a plan, give --facts FILE (samples in test/macos/) and --root DIR.`,
-      );
-    }
+  // Off a Mac, every path must lead under --root: the host's own /etc/sysctl.conf is never the target.
+  if (process.platform !== "darwin" && !options.root) {
+    throw new Error(
+      `this is ${process.platform}, not macOS: nothing to tune here. To see a plan, give --facts FILE (samples in test/macos/) and --root DIR.`,
+    );
   }
-  const facts = options.facts ? readFacts(options.facts) : await readLiveFacts(options.databaseUrl);
-  if (facts.platform !== "darwin") throw new Error(`The facts describe ${facts.platform}, not macOS (darwin)`);
-  const targets = computeTargets(facts, options.connections);
-  const managed = [SYSCTL_CONF, DAEMON_PLIST, LAUNCHD_CONF, ...(facts.postgres ? [facts.postgres.configFile] : [])];
   const needsRoot = !options.root && process.getuid?.() !== 0;
-
   if (options.revert) {
+    // Reverting needs no facts but where PostgreSQL's config is; under --root, no system is asked.
+    const facts = options.facts
+      ? readFacts(options.facts)
+      : options.root
+      ? null
+      : await readLiveFacts(options.databaseUrl);
+    const managed = [SYSCTL_CONF, DAEMON_PLIST, LAUNCHD_CONF, ...(facts?.postgres ? [facts.postgres.configFile] : [])];
     if (needsRoot) throw new Error("Reverting rewrites system files: run again with sudo");
     const restored = revertFiles(managed, root, (line) => console.log(line));
     console.log(
@@ -726,7 +786,9 @@ earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when some
     );
     return;
   }
-
+  const facts = options.facts ? readFacts(options.facts) : await readLiveFacts(options.databaseUrl);
+  if (facts.platform !== "darwin") throw new Error(`The facts describe ${facts.platform}, not macOS (darwin)`);
+  const targets = computeTargets(facts, options.connections);
   const changes = planFiles(facts, targets, root);
   const blocked = targets.filter((t) => t.blocked);
   const pgTarget = targetOf(targets, "max_connections");

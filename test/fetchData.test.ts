@@ -167,6 +167,20 @@ describe("evaluateXPath()", () => {
     assert.throws(() => evaluateXPath(doc, "//html:h1[text()=$missing]"), /Cannot evaluate XPath .*missing/);
   });
 
+  test("a query on an element that reaches outside it still answers in document order", () => {
+    const inner = (evaluateXPath(doc, "//html:table[@id='inner']") as Node[])[0];
+    assert.deepEqual(
+      texts(evaluateXPath(inner, "//html:p | .//html:td | //html:h1 | //html:table[@id='t2']//html:td")),
+      [
+        "Forums",
+        "2",
+        "3",
+        "4",
+      ],
+    );
+    assert.deepEqual(texts(evaluateXPath(inner, "ancestor::html:table/@id | .//html:td")), ["t1", "2"]);
+  });
+
   test("a query on a part of the page answers relative to it", () => {
     const inner = (evaluateXPath(doc, "//html:table[@id='inner']") as Node[])[0];
     assert.deepEqual(texts(evaluateXPath(inner, ".//html:td")), ["2"]);
@@ -211,6 +225,23 @@ describe("over HTTP", () => {
         return html(500, "<h1>Internal error</h1><p class=error>database is down</p>");
       case "/app/private":
         return html(302, "", { location: "login?next=private" });
+      case "/app/bad-location":
+        return html(302, "", { location: "http://[::1" });
+      case "/app/secret":
+        return html(200, "ok", { "set-cookie": "sid=SECRET; Path=/" });
+      case "/app/elsewhere":
+        return html(302, "", { location: url.searchParams.get("to")! });
+      case "/app/plant":
+        return html(200, "ok", {
+          "set-cookie": ["sid=PLANTED; Path=/; Domain=127.0.0.1", "csrf=x; Domain=0.1; Path=/"],
+        });
+      case "/app/huge":
+        if (url.searchParams.has("chunked")) {
+          res.writeHead(200, { "content-type": "text/html" });
+          res.write("x".repeat(700_000));
+          return res.end("y".repeat(700_000));
+        }
+        return html(200, "<p>" + "x".repeat(3 * 1024 * 1024), { "content-length": String(3 * 1024 * 1024 + 3) });
       case "/app/login":
         if (req.method === "POST") {
           let body = "";
@@ -252,13 +283,50 @@ describe("over HTTP", () => {
         return html(404, "<p>no such page</p>");
     }
   });
+  // The same application on a second loopback host, for what one host's cookies may do to another's.
+  const other = createServer((req, res) => server.emit("request", req, res));
+  let otherBase = "";
   before(async () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/app/`;
+    await new Promise<void>((resolve) => other.listen(0, "127.0.0.2", resolve));
+    otherBase = `http://127.0.0.2:${(other.address() as AddressInfo).port}/app/`;
   });
   after(() => {
-    server.closeAllConnections();
-    server.close();
+    for (const s of [server, other]) {
+      s.closeAllConnections();
+      s.close();
+    }
+  });
+
+  test("a session cookie set by one host is not sent to another after a redirect, nor planted by it", async () => {
+    const session = createSession(base);
+    await fetchPage(session, "secret");
+    const echoed = await fetchOne(session, "elsewhere", "//html:p[@class='cookie']", undefined, {
+      to: otherBase + "echo",
+    });
+    assert.equal(echoed, "", "127.0.0.1's sid went to 127.0.0.2");
+    await fetchPage(session, otherBase + "plant");
+    assert.equal(await fetchOne(session, "echo", "//html:p[@class='cookie']"), "sid=SECRET");
+  });
+
+  test("an answer over the size limit fails its request, naming the URL and the size", async () => {
+    const session = createSession(base, { maxResponseBytes: 1024 * 1024 });
+    await assert.rejects(
+      fetchPage(session, "huge"),
+      /GET http:\/\/127\.0\.0\.1:\d+\/app\/huge failed: the answer is larger than the limit of 1 MiB \(Content-Length 3 MiB; maxResponseBytes\)/,
+    );
+    await assert.rejects(
+      fetchPage(session, "huge?chunked"),
+      /huge\?chunked failed: the answer is larger than the limit of 1 MiB \(more than that arrived/,
+    );
+    assert.equal((await fetchPage(createSession(base), "huge")).body.length, 3 * 1024 * 1024 + 3);
+  });
+
+  test("a redirect to a malformed Location is a RequestError naming the URL and the header", async () => {
+    const error = await fetchPage(createSession(base), "bad-location").catch((e) => e);
+    assert.ok(error instanceof RequestError);
+    assert.match(error.message, /GET .*\/app\/bad-location failed: its Location header is not a URL: "http:\/\/\[::1"/);
   });
 
   test("fetchData() answers the seed's count query, params in the query string", async () => {

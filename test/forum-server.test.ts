@@ -316,7 +316,8 @@ describe("starting and stopping", () => {
     const dir = mkdtempSync(join(tmpdir(), "tierload-test-"));
     try {
       const first = await startTestForum([], { pool: 5, dataDir: dir });
-      await newThread(await signup("keeper", first.url), 1, "Kept across restarts");
+      const keeper = await signup("keeper", first.url);
+      await newThread(keeper, 1, "Kept across restarts");
       await first.stop();
       assert.equal(postgresProcessesFor(dir), 0);
       const second = await startTestForum([], { pool: 5, dataDir: dir });
@@ -324,6 +325,8 @@ describe("starting and stopping", () => {
         const forumPage = await fetchPage(createSession(second.url), "forum?id=1");
         assert.equal(evaluateXPath(forumPage.document, "count(//html:a[text()='Kept across restarts'])"), 1);
         assert.equal(evaluateXPath(forumPage.document, "count(//html:a[text()='Welcome to General'])"), 1);
+        // The key that signs sessions is kept with the data: a restart logs nobody out.
+        assert.equal(await fetchOne(keeper, second.url, "string(//html:span[@class='user'])"), "keeper");
       } finally {
         await second.stop();
       }

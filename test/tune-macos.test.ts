@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
+  applyFiles,
   computeTargets,
   DAEMON_PLIST,
   editPostgresqlConf,
@@ -14,6 +15,7 @@ import {
   LAUNCHD_CONF,
   planFiles,
   readFacts,
+  revertFiles,
   SYSCTL_CONF,
   type Target,
   unifiedDiff,
@@ -262,5 +264,94 @@ describe("the script", () => {
         f.path === SYSCTL_CONF && f.diff.includes("+kern.maxproc=2048")
       ),
     );
+  });
+});
+
+describe("surviving what operators do", () => {
+  const m2 = "test/macos/m2-16gb-sonoma.json";
+  const apply = (root: string, facts = m2, ...more: string[]) =>
+    runScript("tune-macos.ts", ["--facts", facts, "--root", root, "--apply", ...more]);
+
+  test("a second run after the reboot changes nothing: the files keep every setting the plan needs", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const root = macRoot(facts);
+    assert.equal((await apply(root)).status, 0);
+    const plist = readFileSync(join(root, DAEMON_PLIST), "utf8");
+    assert.match(plist, /kern\.ipc\.somaxconn=2048/);
+    // After the reboot the live values are the targets, and PostgreSQL runs with 1000.
+    const rebooted = structuredClone(facts);
+    for (const t of computeTargets(facts, 1000)) {
+      if (t.setting.startsWith("kern.")) rebooted.sysctl[t.setting as keyof Facts["sysctl"]] = t.target;
+    }
+    rebooted.launchctl.maxfiles[0] = target(computeTargets(facts, 1000), "launchctl limit maxfiles").target;
+    rebooted.postgres!.maxConnections = 1000;
+    const file = join(root, "rebooted.json");
+    writeFileSync(file, JSON.stringify(rebooted));
+    const again = await apply(root, file);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /Nothing to change: every file already says so\./);
+    assert.equal(readFileSync(join(root, DAEMON_PLIST), "utf8"), plist);
+  });
+
+  test("off a Mac, --facts without --root is refused: the host's own files are never the target", async () => {
+    const run = await runScript("tune-macos.ts", ["--facts", m2]);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /error: this is linux, not macOS: .* give --facts FILE .* and --root DIR/);
+  });
+
+  test("a write that fails part-way changes nothing: the files written are put back", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const root = macRoot(facts, { [SYSCTL_CONF]: "# mine\n" });
+    // The LaunchDaemon cannot be written (root ignores permissions, but not a directory in the way).
+    mkdirSync(join(root, `${DAEMON_PLIST}.tierload-new`), { recursive: true });
+    const run = await apply(root);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /error: Nothing was changed: EISDIR/);
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), "# mine\n");
+    assert.deepEqual(readdirSync(join(root, "etc")), ["sysctl.conf"]);
+    assert.deepEqual(readdirSync(join(root, dirname(DAEMON_PLIST))), ["org.tierload.limits.plist.tierload-new"]);
+    assert.match(readFileSync(join(root, facts.postgres!.configFile), "utf8"), /^max_connections = 100\t/m);
+  });
+
+  test("two applies within one second keep both backups, and two reverts undo both", () => {
+    const facts = sample("m2-16gb-sonoma");
+    const root = macRoot(facts, { [SYSCTL_CONF]: "# original\n" });
+    const change = (before: string, after: string) => ({ path: SYSCTL_CONF, before, after, diff: "" });
+    applyFiles([change("# original\n", "# first\n")], root, () => {});
+    applyFiles([change("# first\n", "# second\n")], root, () => {});
+    assert.equal(readdirSync(join(root, "etc")).filter((f) => f.includes("tierload-backup")).length, 2);
+    revertFiles([SYSCTL_CONF], root, () => {});
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), "# first\n");
+    revertFiles([SYSCTL_CONF], root, () => {});
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), "# original\n");
+  });
+
+  test("a PostgreSQL config path that leads outside --root is refused", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const root = macRoot(facts);
+    const escaping = structuredClone(facts);
+    escaping.postgres!.configFile = "/../../tmp/escaped.conf";
+    escaping.postgres!.reachable = false;
+    writeFileSync(join(root, "escaping.json"), JSON.stringify(escaping));
+    const run = await apply(root, join(root, "escaping.json"));
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /error: Refusing "\/\.\.\/\.\.\/tmp\/escaped\.conf": it leads outside /);
+  });
+
+  test("a sysctl.conf with CRLF line endings is edited and keeps them", () => {
+    assert.equal(
+      editSysctlConf(SYSCTL_CONF, "# mine\r\nkern.maxfiles=1\r\n", [["kern.maxfiles", 2], ["kern.ipc.somaxconn", 3]]),
+      "# mine\r\nkern.maxfiles=2\r\nkern.ipc.somaxconn=3\r\n",
+    );
+  });
+
+  test("--revert under --root needs no facts and asks no system", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const root = macRoot(facts);
+    assert.equal((await apply(root)).status, 0);
+    const run = await runScript("tune-macos.ts", ["--root", root, "--revert"]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /Reverted 2 file\(s\)/);
+    assert.deepEqual(readdirSync(join(root, dirname(DAEMON_PLIST))), []);
   });
 });
