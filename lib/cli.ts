@@ -14,6 +14,14 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 /**
+ * The process's arguments without the lone "--" that `deno task start -- --users 20` passes on (`npm start --
+ * --users 20` removes its own), so that both mean the same.
+ */
+export function scriptArgs(argv: string[]): string[] {
+  return argv[2] === "--" ? [...argv.slice(0, 2), ...argv.slice(3)] : argv;
+}
+
+/**
  * A commander command whose usage errors (an unknown option, a bad value: commander has printed the
  * message and its "did you mean") reach runMain as CommanderError, which exits 2, not commander's 1.
  */

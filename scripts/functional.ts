@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { Option } from "commander";
-import { command, EXIT, isMain, runMain } from "../lib/cli.ts";
+import { command, EXIT, isMain, runMain, scriptArgs } from "../lib/cli.ts";
 import {
   createThread,
   getForumId,
@@ -326,7 +326,7 @@ Exit status: 0 when every case passed, 1 when any failed, 2 for a usage error, 1
 The spec reporter prints one line per case and a last line "N passed, N failed";
 tap and junit print their format on stdout and that line on stderr.`,
     )
-    .parse(argv);
+    .parse(scriptArgs(argv));
   const options = program.opts<{ url?: string; grep?: string; reporter: "spec" | "tap" | "junit"; list?: boolean }>();
   let grep: RegExp | undefined;
   try {

@@ -13,7 +13,7 @@
 import { writeFileSync } from "node:fs";
 import { cpus, platform } from "node:os";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
-import { command, EXIT, integer, isMain, number, runMain, unwritable } from "../lib/cli.ts";
+import { command, EXIT, integer, isMain, number, runMain, scriptArgs, unwritable } from "../lib/cli.ts";
 import {
   createNewThread,
   getForumId,
@@ -103,7 +103,7 @@ the run went to its end, no --max-p99 was breached, and every write it counted i
 Exit status: 0 PASS, 1 FAIL, 2 usage error, 130 interrupted (one Ctrl-C lets the actions in flight
 finish, then prints the report and writes the JSON; a second quits at once).`,
     )
-    .parse(argv);
+    .parse(scriptArgs(argv));
   const options = program.opts<LoadOptions>();
   for (const [flag, path] of [["--json", options.json], ["--report", options.report]]) {
     const problem = path === "-" && flag === "--json" ? null : unwritable(path);

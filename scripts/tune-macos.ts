@@ -37,6 +37,8 @@ export interface Facts {
   /** The shell's own limits (ulimit -n, ulimit -u). */
   shell: { openFiles: number; processes: number };
   postgres?: PostgresFacts;
+  /** The files the plan edits, as --facts-command collected them on the Mac (base64; null: absent). */
+  filesBase64?: Record<string, string | null>;
 }
 
 export interface PostgresFacts {
@@ -107,6 +109,11 @@ export function readFacts(file: string): Facts {
     }
     if (!["homebrew", "postgres.app", "pg_ctl"].includes(p.service)) {
       problems.push(`postgres.service must be homebrew, postgres.app or pg_ctl`);
+    }
+  }
+  for (const [path, content] of Object.entries(facts?.filesBase64 ?? {})) {
+    if (!path.startsWith("/") || (content !== null && typeof content !== "string")) {
+      problems.push(`filesBase64[${JSON.stringify(path)}] must be an absolute path to base64 text or null`);
     }
   }
   if (problems.length) throw new Error(`The facts in ${file} are not usable:\n  ${problems.join("\n  ")}`);
@@ -491,7 +498,14 @@ export interface FileChange {
 
 /** Every file the plan writes, read from `root`, with its new text and the diff; unchanged ones left out. */
 export function planFiles(facts: Facts, targets: Target[], root: string): FileChange[] {
-  const read = (path: string) => existsSync(under(root, path)) ? readFileSync(under(root, path), "utf8") : null;
+  // Files collected on the Mac (--facts-command) are the Mac's; otherwise they are read under root.
+  const collected = facts.filesBase64;
+  const read = (path: string) =>
+    collected
+      ? (collected[path] ? Buffer.from(collected[path]!, "base64").toString("utf8") : null)
+      : existsSync(under(root, path))
+      ? readFileSync(under(root, path), "utf8")
+      : null;
   const settings = sysctlsToWrite(targets, carriedSettings(read));
   const maxfiles = targetOf(targets, "kern.maxfilesperproc")!.target;
   const limits = {
@@ -510,7 +524,10 @@ export function planFiles(facts: Facts, targets: Target[], root: string): FileCh
   const pgTarget = targetOf(targets, "max_connections");
   if (facts.postgres && !facts.postgres.reachable && pgTarget && pgTarget.target !== pgTarget.current) {
     const path = facts.postgres.configFile;
-    if (read(path) === null) throw new Error(`PostgreSQL's config file ${under(root, path)} does not exist`);
+    // A rehearsal under --root on an empty directory plans the file as new; on a Mac it must exist.
+    if (read(path) === null && (collected || root === "/")) {
+      throw new Error(`PostgreSQL's config file ${path} does not exist`);
+    }
     wanted.push([path, (t) => editPostgresqlConf(path, t, pgTarget.target)]);
   }
   const changes: FileChange[] = [];
@@ -686,6 +703,173 @@ export function followUps(facts: Facts, targets: Target[], changes: FileChange[]
 }
 
 // ---------------------------------------------------------------------------------------------
+// Runbooks: the facts collected with a Mac's own commands, and the plan as a POSIX sh script
+// ---------------------------------------------------------------------------------------------
+
+/** The files a plan reads, whose contents the facts command collects. */
+const COLLECTED_FILES = [SYSCTL_CONF, DAEMON_PLIST, LAUNCHD_CONF];
+
+/**
+ * A POSIX sh script that prints, on a Mac with nothing installed, the facts JSON that --facts reads,
+ * the files the plan edits included (base64): `sh facts.sh > mac.json`. ROOT= prefixes the files read.
+ */
+export function factsCommand(): string {
+  return `# Collects the facts scripts/tune-macos.ts --facts reads, with the Mac's own commands: sh facts.sh > mac.json
+set -eu
+num() { case "$1" in unlimited) echo ${Number.MAX_SAFE_INTEGER} ;; *) echo "$1" ;; esac; }
+limits() { set -- $(launchctl limit "$1"); echo "[$(num "$2"), $(num "$3")]"; }
+file() {
+  if [ -f "\${ROOT:-}$1" ]; then printf '"%s": "%s"' "$1" "$(base64 < "\${ROOT:-}$1" | tr -d '\\n')"
+  else printf '"%s": null' "$1"; fi
+}
+printf '{\\n  "platform": "darwin",\\n  "macosVersion": "%s",\\n  "arch": "%s",\\n  "memoryBytes": %s,\\n' \\
+  "$(sw_vers -productVersion)" "$(uname -m)" "$(sysctl -n hw.memsize)"
+printf '  "sysctl": {'
+sep=""
+for name in ${SYSCTLS.join(" ")}; do printf '%s"%s": %s' "$sep" "$name" "$(sysctl -n "$name")"; sep=", "; done
+printf '},\\n  "launchctl": {"maxfiles": %s, "maxproc": %s},\\n' "$(limits maxfiles)" "$(limits maxproc)"
+printf '  "shell": {"openFiles": %s, "processes": %s},\\n' "$(num "$(ulimit -n)")" "$(num "$(ulimit -u 2>/dev/null || ulimit -p)")"
+files="${COLLECTED_FILES.map((path) => `$(file ${path})`).join(", ")}"
+if command -v psql >/dev/null 2>&1 && psql -XAt -d postgres -c "SELECT 1" >/dev/null 2>&1; then
+  show() { psql -XAt -d postgres -c "SHOW $1"; }
+  data="$(show data_directory)"
+  config="$(show config_file)"
+  version=$(( $(show server_version_num) / 10000 ))
+  case "$data" in
+    *"/Library/Application Support/Postgres/"*) service=postgres.app ;;
+    */opt/homebrew/var/postgres*|*/usr/local/var/postgres*) service=homebrew ;;
+    *) service=pg_ctl ;;
+  esac
+  formula="$(echo "$data" | sed -n 's|.*/var/\\(postgres[a-z]*@*[0-9]*\\).*|\\1|p')"
+  semaphores=""
+  if [ "$version" -ge 18 ] && command -v postgres >/dev/null 2>&1; then
+    semaphores="$(postgres -D "$data" -C num_os_semaphores 2>/dev/null || true)"
+  fi
+  printf '  "postgres": {"version": %s, "maxConnections": %s, "autovacuumMaxWorkers": %s, "maxWalSenders": %s, ' \\
+    "$version" "$(show max_connections)" "$(show autovacuum_max_workers)" "$(show max_wal_senders)"
+  printf '"maxWorkerProcesses": %s, %s"configFile": "%s", "dataDirectory": "%s", "service": "%s", ' \\
+    "$(show max_worker_processes)" "\${semaphores:+"\\"numOsSemaphores\\": $semaphores, "}" "$config" "$data" "$service"
+  printf '%s"reachable": true},\\n' "\${formula:+"\\"homebrewFormula\\": \\"$formula\\", "}"
+  files="$files, $(file "$config")"
+fi
+printf '  "filesBase64": {%s}\\n}\\n' "$files"
+`;
+}
+
+/** `text` as a sh printf format that writes exactly its bytes: '%%', '\\\\', octal for the rest. */
+function printfFormat(text: string): string {
+  let format = "";
+  for (const byte of new TextEncoder().encode(text)) {
+    const c = String.fromCharCode(byte);
+    if (c === "%") format += "%%";
+    else if (c === "\\") format += "\\\\";
+    else if (c === "'") format += "'\\''";
+    else if (byte >= 0x20 && byte < 0x7f) format += c;
+    else format += `\\${byte.toString(8).padStart(3, "0")}`;
+  }
+  return `'${format}'`;
+}
+
+const shQuote = (word: string) => /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+
+/**
+ * The plan as a POSIX sh runbook for the Mac: checks that each file is still as the plan found it (or
+ * already as planned), then backs up and writes exactly what --apply writes, all or nothing; refuses a
+ * user who is not root; ROOT= prefixes every path (for a test copy); asks before the restarts (-y: yes).
+ */
+export function runbook(
+  facts: Facts,
+  connections: number,
+  changes: FileChange[],
+  steps: Step[],
+  alter?: number,
+): string {
+  const files = changes.map((change, i) => {
+    const absent = change.before === null;
+    return `
+# ${change.path}
+f=${i}; path=${shQuote(change.path)}
+printf ${printfFormat(change.after)} > "$work/$f.after"
+${absent ? "" : `printf ${printfFormat(change.before!)} > "$work/$f.before"`}
+if [ -f "$ROOT$path" ] && cmp -s "$ROOT$path" "$work/$f.after"; then
+  echo "unchanged: $ROOT$path already says so"
+elif ${absent ? `[ ! -e "$ROOT$path" ]` : `[ -f "$ROOT$path" ] && cmp -s "$ROOT$path" "$work/$f.before"`}; then
+  todo="$todo $f"; echo "$path" > "$work/$f.path"; echo "${absent ? "absent" : "present"}" > "$work/$f.was"
+else
+  echo "error: $ROOT$path has changed since this plan was made: make a new one (scripts/tune-macos.ts --emit-sh)" >&2
+  exit 1
+fi`;
+  });
+  return `#!/bin/sh
+# scripts/tune-macos.ts --emit-sh: ${connections} PostgreSQL connections on macOS ${facts.macosVersion} (${facts.arch}).
+# Run it as root on that Mac: sudo sh tune-macos.sh [-y]. It writes nothing unless every file is as the plan found it
+# (or already as planned); a second run changes nothing. ROOT=/some/copy prefixes every path, for a rehearsal.
+set -eu
+ROOT="\${ROOT:-}"
+yes=no
+[ "\${1:-}" = "-y" ] && yes=yes
+if [ "$(id -u)" != 0 ]; then
+  echo "error: this writes system files and must run as root: sudo sh $0" >&2
+  exit 1
+fi
+umask 022
+work="$(mktemp -d "\${TMPDIR:-/tmp}/tierload.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+todo=""
+${files.join("\n")}
+
+if [ -z "$todo" ]; then
+  echo "Nothing to change: every file already says so."
+  exit 0
+else
+  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+  staged=""
+  for f in $todo; do
+    path="$ROOT$(cat "$work/$f.path")"
+    mkdir -p "$(dirname "$path")"
+    backup="$path${BACKUP}$stamp"
+    n=0
+    while [ -e "$backup" ] || [ -e "$backup.absent" ]; do n=$((n + 1)); backup="$path${BACKUP}$stamp-$n"; done
+    if [ "$(cat "$work/$f.was")" = absent ]; then backup="$backup.absent"; : > "$backup"; else cp "$path" "$backup"; fi
+    echo "$backup" > "$work/$f.backup"
+    staged="$staged $backup"
+    cp "$work/$f.after" "$path.tierload-new" || { for b in $staged; do rm -f "$b"; done; exit 1; }
+  done
+  for f in $todo; do
+    path="$ROOT$(cat "$work/$f.path")"
+    mv "$path.tierload-new" "$path"
+    echo "wrote $path (backup: $(cat "$work/$f.backup"))"
+  done
+fi
+${
+    alter === undefined ? "" : `
+if [ -n "$ROOT" ]; then
+  echo "(PostgreSQL's max_connections not set under ROOT)"
+elif command -v psql >/dev/null 2>&1; then
+  psql -X -d postgres -c "ALTER SYSTEM SET max_connections = ${alter}"
+else
+  echo "warning: no psql here: set max_connections = ${alter} in PostgreSQL yourself" >&2
+fi`
+  }
+${
+    steps.length === 0 ? "" : `
+echo "To take effect:"
+${steps.map((s) => `echo "  ${s.what}: ${s.command.map(shQuote).join(" ").replace(/["$`\\]/g, "\\$&")}"`).join("\n")}
+if [ -n "$ROOT" ]; then
+  echo "(not run under ROOT)"
+  exit 0
+fi
+if [ "$yes" != yes ]; then
+  printf "Run them now? [y/N] "
+  read -r answer || answer=""
+  case "$answer" in [yY]*) ;; *) echo "Not run: run them yourself when convenient."; exit 0 ;; esac
+fi
+${steps.map((s) => s.command.map(shQuote).join(" ")).join("\n")}`
+  }
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // main
 // ---------------------------------------------------------------------------------------------
 
@@ -720,6 +904,8 @@ interface Options {
   root?: string;
   facts?: string;
   databaseUrl?: string;
+  emitSh?: boolean;
+  factsCommand?: boolean;
 }
 
 export async function main(argv = process.argv): Promise<void> {
@@ -741,6 +927,8 @@ export async function main(argv = process.argv): Promise<void> {
     .option("--json", "print the plan as JSON")
     .option("--root <dir>", "prefix every path read or written with this directory (testing; no system commands run)")
     .option("--facts <file>", "the machine's facts as JSON instead of asking the system (see test/macos/)")
+    .option("--emit-sh", "print the plan as a POSIX sh runbook, to run on the Mac: it writes what --apply would")
+    .option("--facts-command", "print the sh commands that collect the facts JSON on a Mac with nothing installed")
     .option(
       "--database-url <url>",
       "where PostgreSQL is, to read its settings and use ALTER SYSTEM (default: local socket)",
@@ -759,11 +947,14 @@ What it sets, for N connections (each reasoned in the plan):
 Where: a LaunchDaemon ${DAEMON_PLIST} (10.10 and later) or /etc/launchd.conf (10.9 and
 earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when something cannot be done.`,
     )
-    .parse(argv);
+    // Without the lone "--" that `deno task` passes on (lib/cli.ts's scriptArgs; this file imports nothing).
+    .parse(argv[2] === "--" ? [...argv.slice(0, 2), ...argv.slice(3)] : argv);
   const options = program.opts<Options>();
   const root = options.root ?? "/";
-  // Off a Mac, every path must lead under --root: the host's own /etc/sysctl.conf is never the target.
-  if (process.platform !== "darwin" && !options.root) {
+  if (options.factsCommand) return void console.log(factsCommand());
+  // Off a Mac, every path must lead under --root: the host's own /etc/sysctl.conf is never the target. A
+  // runbook (--emit-sh) made from facts that carry the Mac's files reads nothing here.
+  if (process.platform !== "darwin" && !options.root && !options.emitSh) {
     throw new Error(
       `this is ${process.platform}, not macOS: nothing to tune here. To see a plan, give --facts FILE (samples in test/macos/) and --root DIR.`,
     );
@@ -789,10 +980,21 @@ earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when some
   const facts = options.facts ? readFacts(options.facts) : await readLiveFacts(options.databaseUrl);
   if (facts.platform !== "darwin") throw new Error(`The facts describe ${facts.platform}, not macOS (darwin)`);
   const targets = computeTargets(facts, options.connections);
+  if (options.emitSh && process.platform !== "darwin" && !options.root && !facts.filesBase64) {
+    throw new Error(
+      "--emit-sh off a Mac needs the Mac's files: collect its facts with --facts-command (they carry the files), or give --root",
+    );
+  }
   const changes = planFiles(facts, targets, root);
   const blocked = targets.filter((t) => t.blocked);
   const pgTarget = targetOf(targets, "max_connections");
   const alterSystem = facts.postgres?.reachable && pgTarget && pgTarget.target !== pgTarget.current;
+  if (options.emitSh && !blocked.length) {
+    process.stderr.write(formatPlan(facts, options.connections, targets, changes) + "\n");
+    const steps = followUps(facts, targets, changes);
+    console.log(runbook(facts, options.connections, changes, steps, alterSystem ? pgTarget!.target : undefined));
+    return;
+  }
   if (options.json) {
     console.log(
       JSON.stringify(

@@ -1,7 +1,8 @@
 // scripts/tune-macos.ts on Linux: sample Macs as --facts, their files under a --root directory.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
@@ -353,5 +354,126 @@ describe("surviving what operators do", () => {
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /Reverted 2 file\(s\)/);
     assert.deepEqual(readdirSync(join(root, dirname(DAEMON_PLIST))), []);
+  });
+});
+
+describe("as a runbook an operator can paste (--emit-sh, --facts-command)", () => {
+  const m2 = "test/macos/m2-16gb-sonoma.json";
+  /** A fake Mac with a CRLF sysctl.conf and a postgresql.conf holding %, \ and a quote, and its twin. */
+  function twins(): [string, string] {
+    const facts = sample("m2-16gb-sonoma");
+    const files = {
+      [SYSCTL_CONF]: "# mine\r\nkern.maxfiles=1\r\n",
+      [facts.postgres!.configFile]: "# PostgreSQL\nmax_connections = 100\t# restart\n# it's 100% \\ fine\n",
+    };
+    return [macRoot(facts, files), macRoot(facts, files)];
+  }
+  const dash = (script: string, root: string, ...args: string[]) =>
+    spawnSync("dash", [script, ...args], { env: { ...process.env, ROOT: root }, encoding: "utf8" });
+  const sameFiles = (a: string, b: string) => {
+    for (const path of [SYSCTL_CONF, DAEMON_PLIST, sample("m2-16gb-sonoma").postgres!.configFile]) {
+      assert.deepEqual(readFileSync(join(b, path)), readFileSync(join(a, path)), path);
+    }
+  };
+
+  test("the runbook writes what --apply writes, byte for byte, under dash; a second run changes nothing", async () => {
+    const [applied, rehearsed] = twins();
+    const emitted = await runScript("tune-macos.ts", ["--facts", m2, "--root", rehearsed, "--emit-sh"]);
+    assert.equal(emitted.status, 0, emitted.stderr);
+    const script = join(rehearsed, "tune.sh");
+    writeFileSync(script, emitted.stdout);
+    const first = dash(script, rehearsed);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /wrote .*\/etc\/sysctl\.conf \(backup: .*tierload-backup-\d{8}T\d{6}Z\)/);
+    assert.match(
+      first.stdout,
+      /launchctl bootstrap system .*\n.*brew services restart postgresql@18\n\(not run under ROOT\)/,
+    );
+    assert.equal((await runScript("tune-macos.ts", ["--facts", m2, "--root", applied, "--apply"])).status, 0);
+    sameFiles(applied, rehearsed);
+    const second = dash(script, rehearsed);
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stdout, /Nothing to change: every file already says so\.\n$/);
+    sameFiles(applied, rehearsed);
+  });
+
+  test("the runbook refuses a user who is not root, and a file changed since the plan, writing nothing", async () => {
+    const [, root] = twins();
+    const emitted = await runScript("tune-macos.ts", ["--facts", m2, "--root", root, "--emit-sh"]);
+    const script = join(root, "tune.sh");
+    writeFileSync(script, emitted.stdout);
+    chmodSync(root, 0o755);
+    const nobody = spawnSync("runuser", ["-u", "nobody", "--", "dash", script], { encoding: "utf8" });
+    assert.equal(nobody.status, 1);
+    assert.match(nobody.stderr, /error: this writes system files and must run as root: sudo sh /);
+    writeFileSync(join(root, SYSCTL_CONF), "# edited since\n");
+    const changed = dash(script, root);
+    assert.equal(changed.status, 1);
+    assert.match(changed.stderr, /error: .*\/etc\/sysctl\.conf has changed since this plan was made: make a new one/);
+    assert.equal(existsSync(join(root, DAEMON_PLIST)), false);
+    assert.equal(readFileSync(join(root, SYSCTL_CONF), "utf8"), "# edited since\n");
+  });
+
+  test("--facts-command collects, with the Mac's own commands, the facts and files --facts reads", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const [mac, twin] = twins();
+    // The Mac's commands, as stubs that answer what the sample M2 says.
+    const bin = mkdtempSync(join(tmpdir(), "tierload-macbin-"));
+    const stub = (name: string, body: string) =>
+      writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    stub("sw_vers", `echo ${facts.macosVersion}`);
+    stub("uname", `echo ${facts.arch}`);
+    stub(
+      "sysctl",
+      `case "$2" in hw.memsize) echo ${facts.memoryBytes} ;; ${
+        Object.entries(facts.sysctl).map(([k, v]) => `${k}) echo ${v} ;;`).join(" ")
+      } esac`,
+    );
+    stub(
+      "launchctl",
+      `case "$2" in maxfiles) echo "	maxfiles    256            unlimited" ;; *) echo "	maxproc     2666           4000" ;; esac`,
+    );
+    const p = facts.postgres!;
+    stub(
+      "psql",
+      `case "$*" in *"SELECT 1"*) echo 1 ;; *data_directory*) echo ${p.dataDirectory} ;;
+*config_file*) echo ${p.configFile} ;; *server_version_num*) echo 180004 ;; *"SHOW max_connections"*) echo 100 ;;
+*autovacuum_max_workers*) echo 3 ;; *max_wal_senders*) echo 10 ;; *max_worker_processes*) echo 8 ;; esac`,
+    );
+    stub("postgres", "echo 141");
+    const command = await runScript("tune-macos.ts", ["--facts-command"]);
+    assert.equal(command.status, 0, command.stderr);
+    const script = join(mac, "facts.sh");
+    writeFileSync(script, command.stdout);
+    const run = spawnSync("dash", [script], {
+      env: { ...process.env, ROOT: mac, PATH: `${bin}:${process.env.PATH}` },
+      encoding: "utf8",
+    });
+    assert.equal(run.status, 0, run.stderr);
+    const collected = join(mac, "collected.json");
+    writeFileSync(collected, run.stdout);
+    const read = readFacts(collected);
+    const { shell: _, filesBase64, ...rest } = read;
+    const { shell: __, ...expected } = facts;
+    assert.deepEqual(rest, {
+      ...expected,
+      launchctl: { ...facts.launchctl, maxfiles: [256, Number.MAX_SAFE_INTEGER] },
+      postgres: { ...p, reachable: true },
+    });
+    assert.equal(Buffer.from(filesBase64![SYSCTL_CONF]!, "base64").toString(), "# mine\r\nkern.maxfiles=1\r\n");
+    assert.equal(filesBase64![DAEMON_PLIST], null);
+    // The runbook made from them, off a Mac and without --root, rehearses like the one made under --root.
+    const emitted = await runScript("tune-macos.ts", ["--facts", collected, "--emit-sh"]);
+    assert.equal(emitted.status, 0, emitted.stderr);
+    writeFileSync(join(twin, "tune.sh"), emitted.stdout);
+    assert.equal(dash(join(twin, "tune.sh"), twin).status, 0);
+    assert.match(readFileSync(join(twin, DAEMON_PLIST), "utf8"), /kern\.ipc\.somaxconn=2048/);
+  });
+
+  test("the README's example works as written on an empty directory", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "tierload-empty-"));
+    const run = await runScript("tune-macos.ts", ["--facts", m2, "--root", empty]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /\+max_connections = 1000/);
   });
 });
