@@ -7,7 +7,7 @@
  *   npx tsx scripts/load.ts --report report.html                      # after a run
  *   npx tsx scripts/load.ts --merge a.json b.json --report all.html   # from saved (or merged) JSON
  */
-import { BUSY_SHARE, distribution, entriesOf, type Results } from "./results.ts";
+import { BUSY_SHARE, distribution, entriesOf, type Recorder, type Results } from "./results.ts";
 import { escapeHtml } from "./web.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -165,6 +165,37 @@ export function formatReport(r: Results): string {
   lines.push("", verdictSentence(r));
   return lines.join("\n");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Progress, while a run goes
+// ---------------------------------------------------------------------------------------------
+
+/** Done/total actions with percent and ETA, users active, and the last `window` seconds' rate, failures and p99. */
+export function progressLine(
+  recorder: Recorder,
+  options: { users: number; actions: number },
+  started: number,
+  window: number,
+): string {
+  const elapsed = (Date.now() - started) / 1000;
+  const total = options.users * (2 + options.actions);
+  const done = recorder.count("action");
+  const eta = done > 0 && done < total ? `, ETA ${duration((elapsed * (total - done)) / done)}` : "";
+  const now = Math.floor(Date.now() / 1000);
+  const recent = Array.from({ length: window }, (_, i) => recorder.seconds.get(now - 1 - i)).filter((x) =>
+    x !== undefined
+  );
+  const requests = recent.reduce((n, s) => n + s.requests, 0) / window;
+  const p99 = Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000));
+  return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
+    `${recorder.activeUsers}/${options.users} | ${requests.toFixed(0)} req/s | ${recorder.errors("action")} failed | ` +
+    `p99 ${recent.length ? p99.toFixed(0) : "-"} ms | PostgreSQL ${recorder.pgBackends}`;
+}
+
+const duration = (seconds: number) =>
+  seconds < 60
+    ? `${seconds.toFixed(0)}s`
+    : `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`;
 
 // ---------------------------------------------------------------------------------------------
 // HTML

@@ -28,7 +28,7 @@ import {
   type Written,
 } from "../lib/forum.ts";
 import { openFileLimits, startWorker } from "../lib/process.ts";
-import { formatReport, renderReport } from "../lib/report.ts";
+import { formatReport, progressLine, renderReport } from "../lib/report.ts";
 import {
   buildResults,
   BUSY_SHARE,
@@ -387,28 +387,6 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
     await embedded?.stop();
   }
 }
-
-/** Done/total actions with percent and ETA, users active, and the last `window` seconds' rate, failures and p99. */
-function progressLine(recorder: Recorder, options: LoadOptions, started: number, window: number): string {
-  const elapsed = (Date.now() - started) / 1000;
-  const total = options.users * (2 + options.actions);
-  const done = recorder.count("action");
-  const eta = done > 0 && done < total ? `, ETA ${duration((elapsed * (total - done)) / done)}` : "";
-  const now = Math.floor(Date.now() / 1000);
-  const recent = Array.from({ length: window }, (_, i) => recorder.seconds.get(now - 1 - i)).filter((x) =>
-    x !== undefined
-  );
-  const requests = recent.reduce((n, s) => n + s.requests, 0) / window;
-  const p99 = Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000));
-  return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
-    `${recorder.activeUsers}/${options.users} | ${requests.toFixed(0)} req/s | ${recorder.errors("action")} failed | ` +
-    `p99 ${recent.length ? p99.toFixed(0) : "-"} ms | PostgreSQL ${recorder.pgBackends}`;
-}
-
-const duration = (seconds: number) =>
-  seconds < 60
-    ? `${seconds.toFixed(0)}s`
-    : `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`;
 
 /** Refuses a run the open-file limit cannot hold, saying what is needed and how to get it. */
 export function checkOpenFiles(users: number, limits = openFileLimits()): string | null {
