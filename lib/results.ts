@@ -466,7 +466,7 @@ export function entriesOf(results: Pick<Results, "actions">, kind: Kind): [strin
  * ran and found everything. A check that could not run fails the verdict as "not checked", never as a
  * finding.
  */
-export function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
+function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
   const reasons: string[] = [];
   const actions = entriesOf(results, "action");
   const attempted = actions.reduce((n, [, a]) => n + a.count, 0);

@@ -713,7 +713,7 @@ const COLLECTED_FILES = [SYSCTL_CONF, DAEMON_PLIST, LAUNCHD_CONF];
  * A POSIX sh script that prints, on a Mac with nothing installed, the facts JSON that --facts reads,
  * the files the plan edits included (base64): `sh facts.sh > mac.json`. ROOT= prefixes the files read.
  */
-export function factsCommand(): string {
+function factsCommand(): string {
   return `# Collects the facts scripts/tune-macos.ts --facts reads, with the Mac's own commands: sh facts.sh > mac.json
 set -eu
 num() { case "$1" in unlimited) echo ${Number.MAX_SAFE_INTEGER} ;; *) echo "$1" ;; esac; }
