@@ -310,7 +310,7 @@ let wholeDocumentStamped = false;
 const stampedNow = (node: Linked) => node[ORDER] >= stampBase && node[ORDER] < stampLimit;
 
 /** Stamps for this evaluation, and for the whole document once a node outside the first stamps is met. */
-function ensureStamps(...nodes: Linked[]): void {
+function ensureStamps(nodes: Linked[]): void {
   if (unstamped) stampDocumentOrder();
   if (evaluating && !wholeDocumentStamped && !nodes.every(stampedNow)) {
     wholeDocumentStamped = true;
@@ -321,7 +321,7 @@ function ensureStamps(...nodes: Linked[]): void {
 const nodeClassPrototype = findPrototypeWith(probeElement, "compareDocumentPosition");
 const linkedomCompare = nodeClassPrototype.compareDocumentPosition as (this: Node, other: Node) => number;
 nodeClassPrototype.compareDocumentPosition = function (this: Linked, other: Linked): number {
-  ensureStamps(this, other);
+  ensureStamps([this, other]);
   const a = this[ORDER], b = other[ORDER];
   if (stampedNow(this) && stampedNow(other)) {
     if (a === b) return 0;
@@ -401,7 +401,7 @@ XNodeSet.prototype.addArray = function (this: Linked, nodes: Node[]) {
 const xpathToArray = XNodeSet.prototype.toArray;
 XNodeSet.prototype.toArray = function (this: Linked): Node[] {
   const nodes: Linked[] = this.nodes;
-  ensureStamps(...nodes);
+  ensureStamps(nodes);
   const stamped = nodes.every(stampedNow);
   return stamped ? nodes.slice().sort((a, b) => a[ORDER] - b[ORDER]) : xpathToArray.call(this);
 };
