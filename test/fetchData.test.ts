@@ -181,6 +181,13 @@ describe("evaluateXPath()", () => {
     assert.deepEqual(texts(evaluateXPath(inner, "ancestor::html:table/@id | .//html:td")), ["t1", "2"]);
   });
 
+  test("a node-set of 300 000 nodes comes back whole, from the document or from an element", () => {
+    const big = parseHtml("<div>" + "<p>x</p>".repeat(300_000) + "</div>");
+    assert.equal((evaluateXPath(big, "//html:p") as Node[]).length, 300_000);
+    const div = (evaluateXPath(big, "//html:div") as Node[])[0];
+    assert.equal((evaluateXPath(div, "html:p | //html:div") as Node[]).length, 300_001);
+  });
+
   test("a query on a part of the page answers relative to it", () => {
     const inner = (evaluateXPath(doc, "//html:table[@id='inner']") as Node[])[0];
     assert.deepEqual(texts(evaluateXPath(inner, ".//html:td")), ["2"]);
