@@ -336,6 +336,14 @@ function withParams(url: string, params?: Params): string {
   return url + (url.includes("?") ? "&" : "?") + query;
 }
 
+/** The page has no single form for `formQuery` (none, or several): nothing was sent. */
+export class FormNotFoundError extends Error {
+  constructor(readonly formQuery: string, readonly page: Page, found: string) {
+    super(`Cannot submit the form ${formQuery} on ${page.url}: found ${found}`);
+    this.name = "FormNotFoundError";
+  }
+}
+
 /**
  * Submits a form the way a browser does: the page's form found by `formQuery`, its successful
  * controls (hidden fields such as a CSRF token included) overridden by `values`, posted to its action.
@@ -343,7 +351,7 @@ function withParams(url: string, params?: Params): string {
 export async function submitForm(session: SessionLike, page: Page, formQuery: string, values: Params): Promise<Page> {
   const forms = evaluateXPath(page.document, formQuery);
   if (!Array.isArray(forms) || forms.length !== 1) {
-    throw new Error(`Cannot submit the form ${formQuery} on ${page.url}: found ${describeCount(forms)}`);
+    throw new FormNotFoundError(formQuery, page, describeCount(forms));
   }
   const form = forms[0] as Element;
   const fields: Params = {};

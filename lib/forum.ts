@@ -14,6 +14,7 @@ import {
   fetchData,
   fetchOne,
   fetchPage,
+  FormNotFoundError,
   HttpError,
   type Page,
   post,
@@ -92,17 +93,20 @@ function confirm(ok: boolean, what: string, who: string, seen: string, page: Pag
 }
 
 /** Submits the page's form of class `kind`, or says plainly that the page offers none (not logged in, say). */
-function submit(
+async function submit(
   session: Session,
   page: Page,
   kind: string,
   values: Record<string, string>,
   what: string,
   who = userOf(session),
-) {
-  const form = `//html:form[@class='${kind}']`;
-  confirm(queryOne(page, `count(${form})`) === "1", what, who, `the page offers no form to ${what}`, page);
-  return submitForm(session, page, form, values);
+): Promise<Page> {
+  try {
+    return await submitForm(session, page, `//html:form[@class='${kind}']`, values);
+  } catch (error) {
+    if (error instanceof FormNotFoundError) confirm(false, what, who, `the page offers no form to ${what}`, page);
+    throw error;
+  }
 }
 
 function idFrom(url: string, what: string): number {

@@ -309,21 +309,24 @@ let evaluating: Linked = null;
 let wholeDocumentStamped = false;
 const stampedNow = (node: Linked) => node[ORDER] >= stampBase && node[ORDER] < stampLimit;
 
-/** Stamps for this evaluation, and for the whole document once a node outside the first stamps is met. */
-function ensureStamps(nodes: Linked[]): void {
+/**
+ * Stamps for this evaluation, and for the whole document once a node outside the first stamps is met.
+ * Answers whether every one of `nodes` now carries a stamp.
+ */
+function ensureStamps(nodes: Linked[]): boolean {
   if (unstamped) stampDocumentOrder();
-  if (evaluating && !wholeDocumentStamped && !nodes.every(stampedNow)) {
-    wholeDocumentStamped = true;
-    unstamped = evaluating.nodeType === 9 || evaluating.nodeType === 11 ? evaluating : evaluating.ownerDocument;
-    stampDocumentOrder();
-  }
+  if (nodes.every(stampedNow)) return true;
+  if (!evaluating || wholeDocumentStamped) return false;
+  wholeDocumentStamped = true;
+  unstamped = evaluating.nodeType === 9 || evaluating.nodeType === 11 ? evaluating : evaluating.ownerDocument;
+  stampDocumentOrder();
+  return nodes.every(stampedNow);
 }
 const nodeClassPrototype = findPrototypeWith(probeElement, "compareDocumentPosition");
 const linkedomCompare = nodeClassPrototype.compareDocumentPosition as (this: Node, other: Node) => number;
 nodeClassPrototype.compareDocumentPosition = function (this: Linked, other: Linked): number {
-  ensureStamps([this, other]);
-  const a = this[ORDER], b = other[ORDER];
-  if (stampedNow(this) && stampedNow(other)) {
+  if (ensureStamps([this, other])) {
+    const a = this[ORDER], b = other[ORDER];
     if (a === b) return 0;
     return a < b
       ? 4 /* FOLLOWING */ | (isWithin(other, this) ? 16 : 0)
@@ -401,9 +404,7 @@ XNodeSet.prototype.addArray = function (this: Linked, nodes: Node[]) {
 const xpathToArray = XNodeSet.prototype.toArray;
 XNodeSet.prototype.toArray = function (this: Linked): Node[] {
   const nodes: Linked[] = this.nodes;
-  ensureStamps(nodes);
-  const stamped = nodes.every(stampedNow);
-  return stamped ? nodes.slice().sort((a, b) => a[ORDER] - b[ORDER]) : xpathToArray.call(this);
+  return ensureStamps(nodes) ? nodes.slice().sort((a, b) => a[ORDER] - b[ORDER]) : xpathToArray.call(this);
 };
 
 interface Compiled {
