@@ -14,6 +14,7 @@ import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import * as hdr from "hdr-histogram-js";
 import pg from "pg";
+import type { RequestRecord } from "./fetchData.ts";
 
 /** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
 export const BUSY_SHARE = 0.9;
@@ -61,15 +62,6 @@ interface Second {
   pgBackends: number;
 }
 
-/** One request as tier 3 reports it to a session's observer. */
-interface RequestSeen {
-  method: string;
-  url: string;
-  status: number;
-  ms: number;
-  error?: Error;
-}
-
 const microseconds = (ms: number) => Math.max(1, Math.round(ms * 1000));
 
 /** Everything a run measures, as it happens. */
@@ -101,7 +93,7 @@ export class Recorder {
   }
 
   /** A session observer recording each page load, named by method and path under `baseUrl`. */
-  requestObserver(baseUrl: string): (record: RequestSeen) => void {
+  requestObserver(baseUrl: string): (record: RequestRecord) => void {
     return (record) => {
       const path = record.url.startsWith(baseUrl)
         ? record.url.slice(baseUrl.length).split(/[?#]/)[0]
