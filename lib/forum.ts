@@ -201,17 +201,31 @@ export function getForumId(session: Session, name: string): Promise<number> {
   });
 }
 
-/** The number of threads listed on a forum's page (the seed's get_num_threads). */
-export function getNumThreads(session: Session, forumId: number): Promise<number> {
-  return step(
-    session,
-    `count the threads of forum ${forumId}`,
-    async () =>
-      Number(await fetchData(session, "forum", "count(//html:tr[@class='thread'])", undefined, { id: forumId })),
-  );
+/**
+ * Each page of a forum's thread list in turn, most recently active threads first, following its
+ * "next" links. A thread that becomes active while the pages are read moves to the first page, so a
+ * reader that needs every thread reads them when nobody writes (as the load test's check does).
+ */
+async function* forumPages(session: Session, forumId: number): AsyncGenerator<Page> {
+  for (
+    let page: Page | null = await fetchPage(session, "forum", { id: forumId });
+    page;
+    page = await nextPage(session, page)
+  ) {
+    yield page;
+  }
 }
 
-/** The thread count the forum's page states, which must agree with the rows listed. */
+/** The number of threads a forum lists, counted across all of its pages (the seed's get_num_threads). */
+export function getNumThreads(session: Session, forumId: number): Promise<number> {
+  return step(session, `count the threads of forum ${forumId}`, async () => {
+    let count = 0;
+    for await (const page of forumPages(session, forumId)) count += queryAll(page, "//html:tr[@class='thread']").length;
+    return count;
+  });
+}
+
+/** The thread count the forum's pages state, which must agree with the rows listed. */
 export function getStatedNumThreads(session: Session, forumId: number): Promise<number> {
   return statedCount(session, `read the thread count of forum ${forumId}`, "forum", forumId, "thread-count");
 }
@@ -225,39 +239,53 @@ function statedCount(session: Session, what: string, page: string, id: number, n
   );
 }
 
-/** The id of the thread titled exactly `title` in a forum. */
+const THREAD_LINKS = "//html:th[@class='subject']/html:a";
+
+/** The id of the thread titled exactly `title` in a forum, from whichever page lists it. */
 export function getThreadId(session: Session, forumId: number, title: string): Promise<number> {
   return step(session, `find the thread ${JSON.stringify(title)} in forum ${forumId}`, async () => {
-    const id = await fetchOne(
-      session,
-      "forum",
-      "//html:th[@class='subject']/html:a[text()=$title]/@href",
-      /id=(\d+)/,
-      { id: forumId },
-      { title },
-    );
-    return Number(id);
+    for await (const page of forumPages(session, forumId)) {
+      const [href] = queryAll(page, `${THREAD_LINKS}[text()=$title]/@href`, { title });
+      if (href) return idFrom(href, "thread");
+    }
+    throw new Error(`no page of forum ${forumId} lists a thread titled ${JSON.stringify(title)}`);
   });
 }
 
-/** The ids of every thread listed on a forum's page, in order. */
+/** The ids of every thread a forum lists, in order, from all of its pages. */
 export function getThreadIds(session: Session, forumId: number): Promise<number[]> {
   return step(session, `list the threads of forum ${forumId}`, async () => {
-    const matches = await fetchData(session, "forum", "//html:th[@class='subject']/html:a/@href", /id=(\d+)/, {
-      id: forumId,
-    });
-    return matches.map((m) => Number(m[1]));
+    const ids: number[] = [];
+    for await (const page of forumPages(session, forumId)) ids.push(...threadIdsOn(page));
+    return ids;
   });
 }
 
-/** Every thread's post count as listed on a forum's page, by thread id. */
+/** The ids of the threads on a forum's first page: its most recently active, where users go first. */
+export function getActiveThreadIds(session: Session, forumId: number): Promise<number[]> {
+  return step(
+    session,
+    `list the active threads of forum ${forumId}`,
+    async () => threadIdsOn(await fetchPage(session, "forum", { id: forumId })),
+  );
+}
+
+function threadIdsOn(page: Page): number[] {
+  return queryAll(page, `${THREAD_LINKS}/@href`).map((href) => idFrom(href, "thread"));
+}
+
+/** Every thread's post count as a forum's pages list it, by thread id. */
 export function getPostCounts(session: Session, forumId: number): Promise<Map<number, number>> {
   return step(session, `read the post counts of forum ${forumId}`, async () => {
-    const rows = queryRows(await fetchPage(session, "forum", { id: forumId }), "//html:tr[@class='thread']", {
-      href: "html:th[@class='subject']/html:a/@href",
-      posts: "html:td[@class='posts']",
-    });
-    return new Map(rows.map((row) => [idFrom(row.href, "thread"), Number(row.posts)]));
+    const counts = new Map<number, number>();
+    for await (const page of forumPages(session, forumId)) {
+      const rows = queryRows(page, "//html:tr[@class='thread']", {
+        href: "html:th[@class='subject']/html:a/@href",
+        posts: "html:td[@class='posts']",
+      });
+      for (const row of rows) counts.set(idFrom(row.href, "thread"), Number(row.posts));
+    }
+    return counts;
   });
 }
 
@@ -392,14 +420,17 @@ export interface Written {
   author: string;
 }
 
-/** Replies to a thread of the forum picked at random; answers what it wrote, and where. */
+/**
+ * Replies to a thread picked at random from the forum's first page (its most recently active threads,
+ * where real users reply); answers what it wrote, and where.
+ */
 export function postToExistingThread(
   session: Session,
   forumId: number,
   random: () => number = Math.random,
 ): Promise<Written> {
   return step(session, `reply to a thread of forum ${forumId}`, async () => {
-    const threads = await getThreadIds(session, forumId);
+    const threads = await getActiveThreadIds(session, forumId);
     if (threads.length === 0) throw new Error(`forum ${forumId} has no threads to reply to`);
     const threadId = threads[Math.floor(random() * threads.length)];
     const author = users.get(session) ?? "";

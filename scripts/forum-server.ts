@@ -43,6 +43,8 @@ export interface ForumOptions {
   faults?: Fault[];
   /** Bounds on what one connection may hold; the defaults are in CONNECTION_LIMITS (tests shorten them). */
   connections?: Partial<typeof CONNECTION_LIMITS>;
+  /** Threads on one page of a forum. Default 50. */
+  threadsPerPage?: number;
 }
 
 /**
@@ -78,7 +80,14 @@ export interface RunningForum {
   stop(deadlineMs?: number): Promise<void>;
 }
 
-export const DEFAULTS = { port: 8080, host: "127.0.0.1", basePath: "/myapp/", pool: 1000, scryptCost: 16384 };
+export const DEFAULTS = {
+  port: 8080,
+  host: "127.0.0.1",
+  basePath: "/myapp/",
+  pool: 1000,
+  scryptCost: 16384,
+  threadsPerPage: 50,
+};
 
 /** Limits on what users may type; the forms and the README say the same. */
 export const LIMITS = {
@@ -135,6 +144,10 @@ CREATE TABLE IF NOT EXISTS posts (
   created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS posts_thread ON posts (thread_id, id);
+-- A forum lists its most recently active threads first: the thread whose newest post is newest.
+ALTER TABLE threads ADD COLUMN IF NOT EXISTS last_post_id integer NOT NULL DEFAULT 0;
+UPDATE threads t SET last_post_id = (SELECT max(id) FROM posts p WHERE p.thread_id = t.id) WHERE last_post_id = 0;
+CREATE INDEX IF NOT EXISTS threads_active ON threads (forum_id, last_post_id DESC);
 CREATE TABLE IF NOT EXISTS settings (
   name text PRIMARY KEY,
   value text NOT NULL
@@ -184,7 +197,8 @@ async function prepare(pool: pg.Pool, scryptCost: number): Promise<Buffer> {
 /**
  * A thread with its first post, and the forum's thread count, in one statement: one transaction that
  * holds the forum's row lock only inside PostgreSQL, never across round trips to this process.
- * Answers the new thread's id, or null when there is no such forum.
+ * Answers the new thread's id, or null when there is no such forum. The post's id is drawn first, so
+ * that the thread's row can say which post is its newest (replies do the same).
  */
 async function createThreadRow(
   db: pg.Pool | pg.PoolClient,
@@ -195,8 +209,9 @@ async function createThreadRow(
 ) {
   const created = await db.query(
     `WITH forum AS (UPDATE forums SET thread_count = thread_count + 1 WHERE id = $1 RETURNING id),
-          thread AS (INSERT INTO threads (forum_id, title, author_id, post_count) SELECT id, $2, $3, 1 FROM forum RETURNING id)
-     INSERT INTO posts (thread_id, author_id, body) SELECT id, $3, $4 FROM thread RETURNING thread_id`,
+          thread AS (INSERT INTO threads (forum_id, title, author_id, post_count, last_post_id)
+                     SELECT id, $2, $3, 1, nextval('posts_id_seq') FROM forum RETURNING id, last_post_id)
+     INSERT INTO posts (id, thread_id, author_id, body) SELECT last_post_id, id, $3, $4 FROM thread RETURNING thread_id`,
     [forumId, title, userId, body],
   );
   return created.rows.length ? created.rows[0].thread_id as number : null;
@@ -376,6 +391,27 @@ function numericId(value: string | null | undefined, what: string): number {
   return Number(value);
 }
 
+/** The page a list is asked for: `?page=N`, from 1; the first when none is given. */
+function pageNumber(ctx: Context): number {
+  const page = ctx.url.searchParams.has("page") ? numericId(ctx.url.searchParams.get("page"), "page") : 1;
+  if (page < 1) throw new HttpProblem(404, "Pages are numbered from 1");
+  return page;
+}
+
+function noSuchPage(what: string, pages: number, page: number): HttpProblem {
+  return new HttpProblem(404, `${what} has ${pages} page${pages === 1 ? "" : "s"}, not ${page}`);
+}
+
+/**
+ * "Page 2 of 5", with links to the previous and next pages: the same navigation on a forum's pages and
+ * a thread's. `hasNext` comes from the rows found, so a stated count that is wrong never hides a page.
+ */
+function pageNavigation(base: string, page: number, pages: number, hasNext: boolean): string {
+  const link = (to: number, rel: string) => ` <a class="${rel}" href="${base}&amp;page=${to}">${rel}</a>`;
+  return `<nav class="pages">Page <span class="page">${page}</span> of <span class="page-count">${pages}</span>` +
+    `${page > 1 ? link(page - 1, "prev") : ""}${hasNext ? link(page + 1, "next") : ""}</nav>`;
+}
+
 interface Visitor {
   userId: number | null;
   username: string | null;
@@ -529,6 +565,7 @@ interface App {
   throttle: LoginThrottle;
   /** A hash of nobody's password: an unknown username costs a log-in the same time as a known one. */
   dummyHash: string;
+  threadsPerPage: number;
 }
 
 async function identify(app: App, req: IncomingMessage): Promise<{ visitor: Visitor; setCookies: string[] }> {
@@ -703,18 +740,22 @@ ${rows}
   forum: {
     async GET(app, ctx) {
       const forumId = numericId(ctx.url.searchParams.get("id"), "forum");
+      const page = pageNumber(ctx);
       const forum = await app.pool.query("SELECT name, thread_count FROM forums WHERE id = $1", [forumId]);
       if (!forum.rows.length) throw new HttpProblem(404, `There is no forum with id ${forumId}`);
+      const { name, thread_count } = forum.rows[0];
+      // One row more than a page holds says whether there is a next page, whatever the stated count says.
       const threads = await app.pool.query(
         `SELECT t.id, t.title, t.post_count, u.username FROM threads t JOIN users u ON u.id = t.author_id
-         WHERE t.forum_id = $1 ORDER BY t.id`,
-        [forumId],
+         WHERE t.forum_id = $1 ORDER BY t.last_post_id DESC LIMIT $2 OFFSET $3`,
+        [forumId, app.threadsPerPage + 1, (page - 1) * app.threadsPerPage],
       );
-      const rows = threads.rows.map((t) =>
+      const pages = Math.max(1, Math.ceil(thread_count / app.threadsPerPage), page);
+      if (page > 1 && !threads.rows.length) throw noSuchPage(`Forum ${forumId}`, pages - 1, page);
+      const rows = threads.rows.slice(0, app.threadsPerPage).map((t) =>
         `<tr class="thread"><th class="subject"><a href="thread?id=${t.id}">${titleHtml(app, t.title)}</a></th>` +
         `<td class="author">${escapeHtml(t.username)}</td><td class="posts">${t.post_count}</td></tr>`
       ).join("\n");
-      const { name, thread_count } = forum.rows[0];
       const newThread = postingForm(
         ctx,
         "new-thread",
@@ -733,6 +774,7 @@ ${rows}
           name,
           `<h1 class="forum-name">${escapeHtml(name)}</h1>
 <p><span class="thread-count">${thread_count}</span> threads</p>
+${pageNavigation(`forum?id=${forumId}`, page, pages, threads.rows.length > app.threadsPerPage)}
 <table class="threads"><thead><tr><th>Subject</th><th>Author</th><th>Posts</th></tr></thead>
 <tbody>
 ${rows}
@@ -752,20 +794,13 @@ ${newThread}`,
       if (!thread.rows.length) throw new HttpProblem(404, `There is no thread with id ${threadId}`);
       const { title, post_count, forum_id, name } = thread.rows[0];
       const pages = Math.max(1, Math.ceil(post_count / POSTS_PER_PAGE));
-      const page = ctx.url.searchParams.has("page") ? numericId(ctx.url.searchParams.get("page"), "page") : 1;
-      if (page < 1 || page > pages) {
-        throw new HttpProblem(404, `Thread ${threadId} has ${pages} page${pages === 1 ? "" : "s"}, not ${page}`);
-      }
+      const page = pageNumber(ctx);
+      if (page > pages) throw noSuchPage(`Thread ${threadId}`, pages, page);
       const posts = await app.pool.query(
         `SELECT p.id, p.body, u.username FROM posts p JOIN users u ON u.id = p.author_id WHERE p.thread_id = $1
          ORDER BY p.id LIMIT $2 OFFSET $3`,
         [threadId, POSTS_PER_PAGE, (page - 1) * POSTS_PER_PAGE],
       );
-      const link = (to: number, rel: string) =>
-        `<a class="${rel}" href="thread?id=${threadId}&amp;page=${to}">${rel}</a>`;
-      const nav =
-        `<nav class="pages">Page <span class="page">${page}</span> of <span class="page-count">${pages}</span>` +
-        `${page > 1 ? " " + link(page - 1, "prev") : ""}${page < pages ? " " + link(page + 1, "next") : ""}</nav>`;
       const list = posts.rows.map((p) =>
         `<div class="post" id="post-${p.id}"><span class="author">${escapeHtml(p.username)}</span>` +
         `<div class="body">${escapeHtml(p.body)}</div></div>`
@@ -788,7 +823,7 @@ ${newThread}`,
           `<p class="breadcrumb"><a class="forum" href="forum?id=${forum_id}">${escapeHtml(name)}</a></p>
 <h1 class="title">${titleHtml(app, title)}</h1>
 <p><span class="post-count">${post_count}</span> posts</p>
-${nav}
+${pageNavigation(`thread?id=${threadId}`, page, pages, page < pages)}
 <div class="posts">
 ${list}
 </div>
@@ -815,8 +850,9 @@ ${reply}`,
       // One statement, so the thread's row lock is held only inside PostgreSQL: a thousand users
       // replying to one thread wait on each other there, not on this process's event loop.
       const posted = await app.pool.query(
-        `WITH thread AS (UPDATE threads SET post_count = post_count + $4 WHERE id = $1 RETURNING id, post_count)
-         INSERT INTO posts (thread_id, author_id, body) SELECT id, $2, $3 FROM thread
+        `WITH thread AS (UPDATE threads SET post_count = post_count + $4, last_post_id = nextval('posts_id_seq')
+                         WHERE id = $1 RETURNING id, post_count, last_post_id)
+         INSERT INTO posts (id, thread_id, author_id, body) SELECT last_post_id, id, $2, $3 FROM thread
          RETURNING id, (SELECT post_count FROM thread)`,
         [threadId, userId, body, app.faults.has("stale-counts") ? 0 : 1],
       );
@@ -960,6 +996,7 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       basePath,
       throttle: new LoginThrottle(),
       dummyHash: await hashPassword(randomBytes(12).toString("base64"), scryptCost),
+      threadsPerPage: options.threadsPerPage ?? DEFAULTS.threadsPerPage,
     };
 
     let inFlight = 0;

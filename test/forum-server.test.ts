@@ -19,8 +19,19 @@ import {
   type Session,
   submitForm,
 } from "../lib/fetchData.ts";
-import { createThread, signup as signUp } from "../lib/forum.ts";
-import { LIMITS, type RunningForum } from "../scripts/forum-server.ts";
+import {
+  createThread,
+  getActiveThreadIds,
+  getForumId,
+  getNumThreads,
+  getPostCounts,
+  getStatedNumThreads,
+  getThreadId,
+  getThreadIds,
+  postReply,
+  signup as signUp,
+} from "../lib/forum.ts";
+import { LIMITS, type RunningForum, startForum } from "../scripts/forum-server.ts";
 import { runScript, startScript, startTestForum, waitFor } from "./helpers.ts";
 
 let forum: RunningForum;
@@ -280,6 +291,47 @@ describe("bad input gets a 4xx page with a clear message and writes nothing", ()
     assert.equal(evaluateXPath(thread.document, "count(//html:script)"), 0);
     assert.equal(queryOne(thread, "//html:h1[@class='title']"), hostile);
     assert.equal(queryOne(thread, "//html:div[@class='body']"), hostile);
+  });
+});
+
+describe("a forum's threads, page by page", () => {
+  test("most recently active first, three to a page, counted and found across pages", async () => {
+    // A second web server on the same database, with pages small enough to need several.
+    const paged = await startForum({ databaseUrl: forum.databaseUrl, port: 0, threadsPerPage: 3, log: () => {} });
+    try {
+      const session = await signup(undefined, paged.url);
+      const forumId = await getForumId(session, "Announcements");
+      const created: number[] = [];
+      for (let i = 0; i < 7; i++) created.push(await createThread(session, forumId, `Paged ${i}`, `Post ${i}`));
+      const inOrder = (await db.query(
+        "SELECT id FROM threads WHERE forum_id = $1 ORDER BY last_post_id DESC",
+        [forumId],
+      )).rows.map((r) => r.id);
+
+      assert.deepEqual(await getActiveThreadIds(session, forumId), created.slice(-3).reverse());
+      assert.deepEqual(await getThreadIds(session, forumId), inOrder);
+      assert.equal(await getNumThreads(session, forumId), inOrder.length);
+      assert.equal(await getStatedNumThreads(session, forumId), inOrder.length);
+      assert.equal((await getPostCounts(session, forumId)).size, inOrder.length);
+      assert.equal(await getThreadId(session, forumId, "Paged 0"), created[0]);
+
+      const pages = Math.ceil(inOrder.length / 3);
+      const first = await fetchPage(session, "forum", { id: forumId });
+      assert.equal(queryOne(first, "//html:nav[@class='pages']"), `Page 1 of ${pages} next`);
+      const last = await fetchPage(session, "forum", { id: forumId, page: pages });
+      assert.equal(queryOne(last, "//html:nav[@class='pages']"), `Page ${pages} of ${pages} prev`);
+      await expectProblem(
+        fetchPage(session, "forum", { id: forumId, page: pages + 1 }),
+        404,
+        new RegExp(`Forum ${forumId} has ${pages} pages, not ${pages + 1}`),
+      );
+      await expectProblem(fetchPage(session, "forum", { id: forumId, page: 0 }), 404, /Pages are numbered from 1/);
+
+      await postReply(session, created[0], "Back to the top");
+      assert.equal((await getActiveThreadIds(session, forumId))[0], created[0]);
+    } finally {
+      await paged.stop();
+    }
   });
 });
 
