@@ -1,11 +1,14 @@
 /**
  * What each load generator spends to run the same scenario: scripts/load.ts against Locust
- * (bench/locustfile.py), on the same reference forum, in the same session, alternating.
+ * (bench/locustfile.py) with each of its clients, HttpUser (python-requests) and FastHttpUser
+ * (geventhttpclient, the one Locust recommends for load), on the same reference forum, in the same
+ * session, alternating.
  *
  *   apt-get install -y python3-locust python3-lxml      # once; not needed by the tests
  *   npx tsx bench/vs-locust.ts [users=300] [actions=5] [rounds=3]
  *
- * Prints, per tool, the actions and HTTP requests it completed per CPU-second of its own process.
+ * Prints, per tool, the actions and HTTP requests it completed per CPU-second of its own process, and
+ * tierload's ratio to each Locust client.
  * Each run gets a fresh forum (pages grow as a run posts, and both tools must meet the same pages);
  * the forum runs in this process, so neither generator pays for it.
  */
@@ -49,8 +52,8 @@ async function ours(url: string, round: number): Promise<Cost> {
   };
 }
 
-async function locust(url: string, round: number): Promise<Cost> {
-  const report = join(dir, `locust-${round}.json`);
+async function locust(userClass: string, url: string, round: number): Promise<Cost> {
+  const report = join(dir, `${userClass}-${round}.json`);
   await run("locust", [
     "-f",
     "bench/locustfile.py",
@@ -64,6 +67,7 @@ async function locust(url: string, round: number): Promise<Cost> {
     "--only-summary",
     "--loglevel",
     "WARNING",
+    userClass,
   ], {
     USERS: String(users),
     ACTIONS: String(actions),
@@ -82,11 +86,18 @@ async function onFreshForum(measure: (url: string) => Promise<Cost>): Promise<Co
   }
 }
 
-const results: Record<string, Cost[]> = { "tierload (load.ts)": [], "Locust": [] };
+const OURS = "tierload (load.ts)";
+const tools: Record<string, (url: string, round: number) => Promise<Cost>> = {
+  [OURS]: ours,
+  "Locust HttpUser": (url, round) => locust("ForumUser", url, round),
+  "Locust FastHttpUser": (url, round) => locust("FastForumUser", url, round),
+};
+const results: Record<string, Cost[]> = Object.fromEntries(Object.keys(tools).map((tool) => [tool, []]));
 try {
   for (let round = 1; round <= rounds; round++) {
-    results["tierload (load.ts)"].push(await onFreshForum((url) => ours(url, round)));
-    results["Locust"].push(await onFreshForum((url) => locust(url, round)));
+    for (const [tool, measure] of Object.entries(tools)) {
+      results[tool].push(await onFreshForum((url) => measure(url, round)));
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -98,7 +109,7 @@ console.log(["tool", "CPU-s", "actions", "requests", "failed", "actions/CPU-s", 
 const perCpu: Record<string, number> = {};
 for (const [tool, costs] of Object.entries(results)) {
   const rate = median(costs.map((c) => c.actions / c.cpuSeconds));
-  perCpu[tool] = rate;
+  perCpu[tool] = median(costs.map((c) => c.requests / c.cpuSeconds));
   console.log([
     tool,
     median(costs.map((c) => c.cpuSeconds)).toFixed(1),
@@ -106,9 +117,9 @@ for (const [tool, costs] of Object.entries(results)) {
     median(costs.map((c) => c.requests)),
     median(costs.map((c) => c.failures)),
     rate.toFixed(1),
-    median(costs.map((c) => c.requests / c.cpuSeconds)).toFixed(1),
+    perCpu[tool].toFixed(1),
   ].join("\t"));
 }
-console.log(
-  `tierload does ${(perCpu["tierload (load.ts)"] / perCpu["Locust"]).toFixed(2)}x Locust's actions per CPU-second`,
-);
+for (const tool of Object.keys(tools).filter((tool) => tool !== OURS)) {
+  console.log(`tierload does ${(perCpu[OURS] / perCpu[tool]).toFixed(2)}x ${tool}'s requests per CPU-second`);
+}

@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { platform } from "node:os";
-import { Worker } from "node:worker_threads";
+import { type ResourceLimits, Worker } from "node:worker_threads";
 
 /** The command that runs a TypeScript file under this runtime: Deno's `run -A`, or Node with this process's loader. */
 export function runtimeCommand(script: string, args: string[] = []): string[] {
@@ -95,11 +95,11 @@ export function openFileLimits(): { soft: number; hard: number } | null {
  * A worker thread running the module at `moduleUrl` (which tells it is the worker by `workerData`), under
  * this runtime: Deno runs TypeScript itself; on Node, tsx's loader is registered in the worker first.
  */
-export function startWorker(moduleUrl: string, workerData: unknown): Worker {
-  if (process.versions.deno) return new Worker(new URL(moduleUrl), { workerData });
+export function startWorker(moduleUrl: string, workerData: unknown, resourceLimits?: ResourceLimits): Worker {
+  if (process.versions.deno) return new Worker(new URL(moduleUrl), { workerData, resourceLimits });
   const tsx = import.meta.resolve("tsx/esm/api");
   const code = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${
     JSON.stringify(moduleUrl)
   }); })`;
-  return new Worker(code, { eval: true, workerData });
+  return new Worker(code, { eval: true, workerData, resourceLimits });
 }

@@ -95,6 +95,18 @@ function generatorSentences(r: Results): { text: string; bad: boolean }[] {
       } ms`,
       bad: false,
     },
+    ...(g.workers && g.workers.length > 1
+      ? [{
+        text: `  ${g.workers.length} worker threads: ${
+          g.workers.map((w, i) =>
+            `${i + 1}: ${w.users} users, ${
+              w.busyShare === null ? "busy share not measured" : `${(w.busyShare * 100).toFixed(0)} % busy`
+            }, lag p99 ${w.eventLoopLagP99Ms.toFixed(0)} ms`
+          ).join("; ")
+        }`,
+        bad: false,
+      }]
+      : []),
     ...(g.saturated
       ? [{
         text: "SATURATED: the generator itself was the bottleneck, so its latencies measure it, not the forum",
@@ -172,24 +184,57 @@ export function formatReport(r: Results): string {
 
 /** Done/total actions with percent and ETA, users active, and the last `window` seconds' rate, failures and p99. */
 export function progressLine(
-  recorder: Recorder,
+  progress: Progress,
   options: { users: number; actions: number },
   started: number,
-  window: number,
 ): string {
   const elapsed = (Date.now() - started) / 1000;
   const total = options.users * (2 + options.actions);
-  const done = recorder.count("action");
+  const { done, failed } = progress;
   const eta = done > 0 && done < total ? `, ETA ${duration((elapsed * (total - done)) / done)}` : "";
+  return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
+    `${progress.activeUsers}/${options.users} | ${progress.requestsPerSecond.toFixed(0)} req/s | ${failed} failed | ` +
+    `p99 ${progress.p99 === null ? "-" : progress.p99.toFixed(0)} ms | PostgreSQL ${progress.pgBackends}`;
+}
+
+/** Where a run stands: actions done and failed, users active, and the last `window` seconds' requests. */
+export interface Progress {
+  done: number;
+  failed: number;
+  activeUsers: number;
+  requestsPerSecond: number;
+  /** The worst p99 of the window's seconds, in ms; null when no request ended in it. */
+  p99: number | null;
+  pgBackends: number;
+}
+
+/** A recorder's progress over the last `window` seconds. */
+export function progressOf(recorder: Recorder, window: number): Progress {
   const now = Math.floor(Date.now() / 1000);
   const recent = Array.from({ length: window }, (_, i) => recorder.seconds.get(now - 1 - i)).filter((x) =>
     x !== undefined
   );
-  const requests = recent.reduce((n, s) => n + s.requests, 0) / window;
-  const p99 = Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000));
-  return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
-    `${recorder.activeUsers}/${options.users} | ${requests.toFixed(0)} req/s | ${recorder.errors("action")} failed | ` +
-    `p99 ${recent.length ? p99.toFixed(0) : "-"} ms | PostgreSQL ${recorder.pgBackends}`;
+  return {
+    done: recorder.count("action"),
+    failed: recorder.errors("action"),
+    activeUsers: recorder.activeUsers,
+    requestsPerSecond: recent.reduce((n, s) => n + s.requests, 0) / window,
+    p99: recent.length ? Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000)) : null,
+    pgBackends: recorder.pgBackends,
+  };
+}
+
+/** The progress of several worker threads as one: counts add up, the worst p99 stands for all. */
+export function sumProgress(all: Progress[], pgBackends: number): Progress {
+  const p99s = all.map((p) => p.p99).filter((p): p is number => p !== null);
+  return {
+    done: all.reduce((n, p) => n + p.done, 0),
+    failed: all.reduce((n, p) => n + p.failed, 0),
+    activeUsers: all.reduce((n, p) => n + p.activeUsers, 0),
+    requestsPerSecond: all.reduce((n, p) => n + p.requestsPerSecond, 0),
+    p99: p99s.length ? Math.max(...p99s) : null,
+    pgBackends,
+  };
 }
 
 const duration = (seconds: number) =>

@@ -12,6 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { performance } from "node:perf_hooks";
 import * as hdr from "hdr-histogram-js";
 import pg from "pg";
 import type { RequestRecord } from "./fetchData.ts";
@@ -206,9 +207,21 @@ export function watchMachine(): () => number {
   };
 }
 
-/** Event-loop lag: how late a 100 ms timer fires. High lag means the generator, not the app, is slow. */
-export function watchEventLoop(): { stop(): { p99Ms: number; maxMs: number } } {
+/** How one thread's event loop fared: its lag, and the share of the time it was busy (null where unmeasured). */
+export interface LoopLoad {
+  eventLoopLagP99Ms: number;
+  eventLoopLagMaxMs: number;
+  /** The event loop's utilization; Deno does not measure it (it answers zeros), so null there. */
+  busyShare: number | null;
+}
+
+/**
+ * Event-loop lag (how late a 100 ms timer fires) and utilization, of the thread that calls it. High lag
+ * or near-full utilization means the generator, not the app, is slow.
+ */
+export function watchEventLoop(): { stop(): LoopLoad } {
   const lag = histogram();
+  const utilization = performance.eventLoopUtilization();
   let expected = performance.now() + 100;
   const timer = setInterval(() => {
     const now = performance.now();
@@ -218,7 +231,12 @@ export function watchEventLoop(): { stop(): { p99Ms: number; maxMs: number } } {
   return {
     stop() {
       clearInterval(timer);
-      return { p99Ms: lag.getValueAtPercentile(99) / 1000, maxMs: lag.maxValue / 1000 };
+      const used = performance.eventLoopUtilization(utilization);
+      return {
+        eventLoopLagP99Ms: lag.getValueAtPercentile(99) / 1000,
+        eventLoopLagMaxMs: lag.maxValue / 1000,
+        busyShare: used.idle + used.active > 0 ? used.utilization : null,
+      };
     },
   };
 }
@@ -372,6 +390,8 @@ export interface Results {
     cores: number;
     /** How busy all of the machine's cores were: generator, app and database share them. */
     machineBusyShare: number;
+    /** With --workers above 1: each worker thread's users and event loop. */
+    workers?: (LoopLoad & { users: number })[];
   };
   nothingLost: NothingLost | null;
   verdict: { ok: boolean; reasons: string[] };
@@ -510,6 +530,14 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
       seen.set(instance, i);
     }
   }
+  return buildResults(combine(all), thresholds);
+}
+
+/**
+ * What several results know together: histograms and counts exactly, the timeline by second, the
+ * generators' costs. For instances merged by --merge, and for the worker threads of one run.
+ */
+export function combine(all: Results[]): Facts {
   const metrics = new Map<string, Metric>();
   for (const result of all) {
     for (const [name, a] of Object.entries(result.actions)) {
@@ -523,7 +551,7 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
   const timeline = mergeTimelines(all.map((r) => r.timeline));
   const lost = all.map((r) => r.nothingLost).filter((n): n is NothingLost => n !== null);
   const worst = (pick: (g: Results["generator"]) => number) => Math.max(...all.map((r) => pick(r.generator)));
-  return buildResults({
+  return {
     settings: { ...all[0].settings, users: all.reduce((n, r) => n + (r.settings.users ?? 0), 0) },
     instances: all.flatMap((r) => r.instances),
     startedAt: Math.min(...all.map((r) => r.startedAt)),
@@ -560,11 +588,11 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
         ? ["each instance checked its own writes", ...lost.map((l) => l.note).filter(Boolean)].join("; ")
         : lost[0].note,
     },
-  }, thresholds);
+  };
 }
 
 /** The instances' timelines second by second: counts add up; percentiles of separate instances do not, so the worst is kept. */
-function mergeTimelines(timelines: Results["timeline"][]): Results["timeline"] {
+export function mergeTimelines(timelines: Results["timeline"][]): Results["timeline"] {
   const merged = new Map<number, Results["timeline"][number]>();
   for (const point of timelines.flat()) {
     const t = merged.get(point.t);

@@ -11,7 +11,7 @@
  * Progress goes to stderr (live on a terminal), the report to stdout, the full results to --json.
  */
 import { writeFileSync } from "node:fs";
-import { cpus, platform } from "node:os";
+import { availableParallelism, cpus, platform } from "node:os";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { command, EXIT, integer, isMain, number, runMain, scriptArgs, unwritable } from "../lib/cli.ts";
 import {
@@ -28,11 +28,14 @@ import {
   type Written,
 } from "../lib/forum.ts";
 import { openFileLimits, startWorker } from "../lib/process.ts";
-import { formatReport, progressLine, renderReport } from "../lib/report.ts";
+import { formatReport, type Progress, progressLine, progressOf, renderReport, sumProgress } from "../lib/report.ts";
 import {
   buildResults,
   BUSY_SHARE,
+  combine,
+  type LoopLoad,
   merge,
+  mergeTimelines,
   type NothingLost,
   type PgSampler,
   readResults,
@@ -67,6 +70,7 @@ export interface LoadOptions {
   report?: string;
   maxErrorRate?: number;
   maxP99?: number;
+  workers?: number;
   merge?: string[];
 }
 
@@ -94,6 +98,11 @@ export function parseOptions(argv: string[]): LoadOptions {
     .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
     .option("--max-error-rate <fraction>", "fail (exit 1) when more than this share of actions fail", number(0, 1))
     .option("--max-p99 <ms>", "fail (exit 1) when any action's p99 latency exceeds this", number(0))
+    .option(
+      "--workers <n>",
+      "worker threads the users run in (default: 1 beside the embedded forum, one per core against --url)",
+      integer(1, 256),
+    )
     .option("--merge <files...>", "merge the JSON results of several instances instead of running")
     .addHelpText(
       "after",
@@ -127,8 +136,6 @@ interface Writes {
 interface RunState {
   /** No new actions: the time cap passed, the run was interrupted, or it cannot go on. */
   stopping: boolean;
-  interrupted: boolean;
-  stoppedEarly?: string;
 }
 
 async function runUsers(
@@ -137,6 +144,8 @@ async function runUsers(
   forumId: number,
   recorder: Recorder,
   state: RunState,
+  from = 0,
+  to = options.users,
 ): Promise<Writes> {
   const writes: Writes = { threads: new Map(), replies: [] };
   const sessionOptions = { timeoutMs: options.timeout, onRequest: recorder.requestObserver(url) };
@@ -168,7 +177,7 @@ async function runUsers(
       recorder.activeUsers--;
     }
   };
-  await Promise.all(Array.from({ length: options.users }, (_, i) => user(i)));
+  await Promise.all(Array.from({ length: to - from }, (_, i) => user(from + i)));
   return writes;
 }
 
@@ -269,7 +278,7 @@ async function checkNothingLost(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The run: start what is needed, run the users, check, measure
+// The run: start what is needed, run the users in worker threads, check, measure
 // ---------------------------------------------------------------------------------------------
 
 /** Where a run's words go, and what can stop it. */
@@ -282,21 +291,36 @@ export interface RunIO {
   signal?: AbortSignal;
 }
 
-/** One run, in this thread: start the forum if none is given, run the users, check that nothing was lost. */
+/**
+ * One run. This thread starts the forum if none is given, samples PostgreSQL, and keeps time; the
+ * users run in `--workers` worker threads (a share each), which also read the forum before and check
+ * it after, so that this thread never parses a page and is always free to answer a signal: a
+ * terminal's Ctrl-C, and the wrappers that relay it (tsx's CLI sends SIGKILL to a child that has not
+ * acknowledged a relayed SIGINT within 30 ms, which a busy generator never does).
+ */
 export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Results> {
   const log = io.log ?? (() => {});
   const embedded = options.url ? null : await spawnForum(options.pool);
   const url = options.url ?? embedded!.url;
   const recorder = new Recorder();
-  const state: RunState = { stopping: false, interrupted: false };
+  const workers = Array.from(
+    { length: Math.min(options.workers ?? defaultWorkers(options.url), options.users) },
+    () => new UserThread(),
+  );
   let sampler: PgSampler | null = null;
-  io.signal?.addEventListener("abort", () => state.stopping = state.interrupted = true);
+  let interrupted = false;
+  let stoppedEarly: string | undefined;
+  const stop = () => workers.forEach((w) => w.stop());
+  io.signal?.addEventListener("abort", () => {
+    interrupted = true;
+    stop();
+  });
   let stoppingForum = false;
   void embedded?.ended.then((how) => {
     if (stoppingForum) return;
-    state.stopping = true;
-    state.stoppedEarly ??= `the reference forum's process ended (${how})`;
-    log(`error: ${state.stoppedEarly}: no new actions`);
+    stoppedEarly ??= `the reference forum's process ended (${how})`;
+    stop();
+    log(`error: ${stoppedEarly}: no new actions`);
   });
   try {
     const databaseUrl = options.databaseUrl ?? embedded?.databaseUrl;
@@ -306,62 +330,79 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
         return null;
       })
       : null;
-    const observer = visit(url, { timeoutMs: options.timeout });
-    const forumId = await getForumId(observer, options.forum);
-    const before = await snapshot(observer, forumId);
+    const [lead] = workers;
+    const { forumId, before } = await lead.ask<Prepared>({ prepare: { url, options } });
     log(
-      `Loading ${
-        redactUrl(url)
-      } with ${options.users} users x ${options.actions} actions (seed ${options.seed}, instance ${options.instance})`,
+      `Loading ${redactUrl(url)} with ${options.users} users x ${options.actions} actions (seed ${options.seed}, ` +
+        `instance ${options.instance}${workers.length > 1 ? `, ${workers.length} worker threads` : ""})`,
     );
 
     const started = Date.now();
-    const cap = options.maxDuration ? setTimeout(() => state.stopping = true, options.maxDuration * 1000) : undefined;
+    const cap = options.maxDuration ? setTimeout(stop, options.maxDuration * 1000) : undefined;
+    const window = io.progressSeconds ?? 10;
     const progress = setInterval(() => {
       recorder.second();
-      io.progress?.(progressLine(recorder, options, started, io.progressSeconds ?? 10));
-    }, (io.progressSeconds ?? 10) * 1000);
-    const lag = watchEventLoop();
+      const now = sumProgress(workers.map((w) => w.progress), recorder.pgBackends);
+      io.progress?.(progressLine(now, options, started));
+    }, window * 1000);
     const cpuBefore = process.cpuUsage();
     const machineBusy = watchMachine();
-    const writes = await runUsers(options, url, forumId, recorder, state);
+    const shares = await Promise.all(workers.map((worker, k) =>
+      worker.ask<Share>({
+        run: {
+          url,
+          options,
+          forumId,
+          from: shareStart(options.users, workers.length, k),
+          to: shareStart(options.users, workers.length, k + 1),
+          window,
+        },
+      })
+    ));
     const endedAt = Date.now();
     const cpu = process.cpuUsage(cpuBefore);
-    const eventLoop = lag.stop();
     clearInterval(progress);
     clearTimeout(cap);
     await sampler?.stop();
 
     log("Checking that nothing was lost");
+    const writes: Writes = {
+      threads: new Map(shares.flatMap((share) => share.writes.threads)),
+      replies: shares.flatMap((share) => share.writes.replies),
+    };
     const counts = embedded ? "exact" : "at least";
-    const failedWrites = ["reply", "new thread"].reduce((n, name) => n + (recorder.metrics.get(name)?.errors ?? 0), 0);
-    const nothingLost = await checkNothingLost(observer, forumId, before, writes, counts, failedWrites).catch(
-      (error): NothingLost => ({
-        checked: false,
-        ok: false,
-        counts,
-        threadsCreated: writes.threads.size,
-        repliesPosted: writes.replies.length,
-        missingThreads: [],
-        missingReplies: [],
-        countDifferences: [],
-        statedThreads: { expected: before.statedThreads + writes.threads.size, shown: null },
-        note: `the check could not run: ${error.message}`,
-      }),
-    );
+    const combined = combine(shares.map((share) => share.results));
+    const failedWrites = ["reply", "new thread"].reduce((n, name) => n + (combined.metrics.get(name)?.errors ?? 0), 0);
+    const nothingLost = await lead.ask<NothingLost>({
+      check: { url, options, forumId, before, writes: { threads: [...writes.threads], replies: writes.replies } },
+      counts,
+      failedWrites,
+    }).catch((error): NothingLost => ({
+      checked: false,
+      ok: false,
+      counts,
+      threadsCreated: writes.threads.size,
+      repliesPosted: writes.replies.length,
+      missingThreads: [],
+      missingReplies: [],
+      countDifferences: [],
+      statedThreads: { expected: before.statedThreads + writes.threads.size, shown: null },
+      note: `the check could not run: ${error.message}`,
+    }));
 
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const coreShare = endedAt > started ? cpuSeconds / ((endedAt - started) / 1000) : 0;
+    const loops = shares.map((share) => share.loop);
     const { merge: _, json: __, report: ___, ...settings } = options;
     return buildResults({
+      ...combined,
       settings: { ...settings, url, embedded: embedded !== null },
       instances: [options.instance],
       startedAt: started,
       endedAt,
-      interrupted: state.interrupted,
-      stoppedEarly: state.stoppedEarly,
-      metrics: recorder.metrics,
-      timeline: recorder.timeline(),
+      interrupted,
+      stoppedEarly,
+      timeline: mergeTimelines([combined.timeline, recorder.timeline()]),
       postgres: {
         sampled: sampler !== null,
         peakBackends: sampler?.peak ?? 0,
@@ -372,20 +413,180 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
       generator: {
         cpuSeconds,
         coreShare,
-        eventLoopLagP99Ms: eventLoop.p99Ms,
-        eventLoopLagMaxMs: eventLoop.maxMs,
-        // JavaScript runs on one core: near all of it means the generator was the limit.
-        saturated: coreShare > BUSY_SHARE,
+        eventLoopLagP99Ms: Math.max(...loops.map((l) => l.eventLoopLagP99Ms)),
+        eventLoopLagMaxMs: Math.max(...loops.map((l) => l.eventLoopLagMaxMs)),
+        // JavaScript runs on one core per thread: a worker busy nearly all the time was the limit. Where
+        // the runtime does not measure that (Deno), the process's CPU per worker thread stands for it.
+        saturated: loops.some((l) => l.busyShare !== null && l.busyShare > BUSY_SHARE) ||
+          (loops.every((l) => l.busyShare === null) && coreShare / workers.length > BUSY_SHARE),
         cores: cpus().length,
         machineBusyShare: machineBusy(),
+        workers: workers.length > 1 ? loops.map((loop, k) => ({ ...loop, users: shares[k].users })) : undefined,
       },
       nothingLost,
     }, options);
   } finally {
+    workers.forEach((w) => w.end());
     await sampler?.stop();
     stoppingForum = true;
     await embedded?.stop();
   }
+}
+
+/** Beside the embedded forum, one worker thread (the forum and PostgreSQL need the other cores); else one per core. */
+function defaultWorkers(url: string | undefined): number {
+  return url ? availableParallelism() : 1;
+}
+
+/** Where worker `k` of `n` starts in the users' numbering: shares differ by at most one user. */
+function shareStart(users: number, n: number, k: number): number {
+  return Math.floor((users * k) / n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker threads: each runs a share of the users; the first also reads the forum before and checks it after
+// ---------------------------------------------------------------------------------------------
+
+/** The forum as the lead worker found it before the run. */
+interface Prepared {
+  forumId: number;
+  before: { postCounts: [number, number][]; statedThreads: number };
+}
+
+/** What one worker's share of the users did. */
+interface Share {
+  users: number;
+  results: Results;
+  writes: { threads: [number, Written][]; replies: Written[] };
+  loop: LoopLoad;
+}
+
+type Request =
+  | { prepare: { url: string; options: LoadOptions } }
+  | { run: { url: string; options: LoadOptions; forumId: number; from: number; to: number; window: number } }
+  | {
+    check: { url: string; options: LoadOptions; forumId: number; before: Prepared["before"]; writes: Share["writes"] };
+    counts: NothingLost["counts"];
+    failedWrites: number;
+  };
+
+type Reply = { answer: unknown } | { error: string } | { progress: Progress };
+
+// A young generation of 128 MB (V8's default is 32-64 MB) halves the garbage collector's work on the
+// pages users parse: 1.83-1.92 ms of generator CPU per request against 2.24-2.40 ms, alternating, three
+// rounds (bench/vs-locust.ts's scenario, 300 users x 5 actions). Deno's default is already larger.
+const YOUNG_GENERATION_MB = 128;
+
+/** One worker thread, asked one thing at a time; its latest progress is kept for the progress line. */
+class UserThread {
+  private readonly worker = startWorker(import.meta.url, { tierload: "load" }, {
+    maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
+  });
+  private pending: { resolve: (answer: never) => void; reject: (error: Error) => void } | null = null;
+  private ended = false;
+  progress: Progress = { done: 0, failed: 0, activeUsers: 0, requestsPerSecond: 0, p99: null, pgBackends: 0 };
+
+  constructor() {
+    this.worker.on("message", (reply: Reply) => {
+      if ("progress" in reply) this.progress = reply.progress;
+      else if ("error" in reply) this.settle()?.reject(new Error(reply.error));
+      else this.settle()?.resolve(reply.answer as never);
+    });
+    this.worker.on("error", (error) => this.settle()?.reject(error));
+    this.worker.on("exit", (code) => {
+      this.ended = true;
+      this.settle()?.reject(new Error(`The load generator's thread ended (exit ${code}) without results`));
+    });
+  }
+
+  ask<T>(request: Request): Promise<T> {
+    if (this.ended) return Promise.reject(new Error("The load generator's thread has ended"));
+    return new Promise<T>((resolve, reject) => {
+      this.pending = { resolve: resolve as (answer: never) => void, reject };
+      this.worker.postMessage(request);
+    });
+  }
+
+  /** No new actions: those in flight finish, and the share answers what it did. */
+  stop(): void {
+    if (!this.ended) this.worker.postMessage("stop");
+  }
+
+  end(): void {
+    this.ended = true;
+    void this.worker.terminate();
+  }
+
+  private settle() {
+    const pending = this.pending;
+    this.pending = null;
+    return pending;
+  }
+}
+
+/** The worker's side: requests answered in turn, told to stop by a message. */
+function runWorker(): void {
+  const post = (reply: Reply) => parentPort!.postMessage(reply);
+  const state: RunState = { stopping: false };
+  parentPort!.on("message", async (request: Request | "stop") => {
+    if (request === "stop") {
+      state.stopping = true;
+      return;
+    }
+    try {
+      post({ answer: await answer(request, state, (progress) => post({ progress })) });
+    } catch (error) {
+      post({ error: error instanceof Error ? error.message : String(error) });
+    }
+  });
+}
+
+async function answer(request: Request, state: RunState, progress: (p: Progress) => void): Promise<unknown> {
+  if ("prepare" in request) {
+    const { url, options } = request.prepare;
+    const observer = visit(url, { timeoutMs: options.timeout });
+    const forumId = await getForumId(observer, options.forum);
+    const before = await snapshot(observer, forumId);
+    return { forumId, before: { ...before, postCounts: [...before.postCounts] } } satisfies Prepared;
+  }
+  if ("run" in request) {
+    const { url, options, forumId, from, to, window } = request.run;
+    const recorder = new Recorder();
+    const ticks = setInterval(() => progress(progressOf(recorder, window)), 1000);
+    const lag = watchEventLoop();
+    const started = Date.now();
+    const writes = await runUsers(options, url, forumId, recorder, state, from, to);
+    const loop = lag.stop();
+    clearInterval(ticks);
+    const results = buildResults({
+      settings: { ...options, url, embedded: false },
+      instances: [options.instance],
+      startedAt: started,
+      endedAt: Date.now(),
+      interrupted: false,
+      metrics: recorder.metrics,
+      timeline: recorder.timeline(),
+      postgres: { sampled: false, peakBackends: 0, maxConnections: 0 },
+      generator: { cpuSeconds: 0, coreShare: 0, ...loop, saturated: false, cores: 0, machineBusyShare: 0 },
+      nothingLost: null,
+    }, options);
+    return {
+      users: to - from,
+      results,
+      writes: { threads: [...writes.threads], replies: writes.replies },
+      loop,
+    } satisfies Share;
+  }
+  const { url, options, forumId, before, writes } = request.check;
+  const observer = visit(url, { timeoutMs: options.timeout });
+  return await checkNothingLost(
+    observer,
+    forumId,
+    { postCounts: new Map(before.postCounts), statedThreads: before.statedThreads },
+    { threads: new Map(writes.threads), replies: writes.replies },
+    request.counts,
+    request.failedWrites,
+  );
 }
 
 /** Refuses a run the open-file limit cannot hold, saying what is needed and how to get it. */
@@ -415,7 +616,7 @@ export async function main(argv = process.argv): Promise<void> {
   } else {
     const refusal = checkOpenFiles(options.users);
     if (refusal) throw new Error(refusal);
-    results = await runInWorker(options, log);
+    results = await runWithSignals(options, log);
   }
   // With the JSON on stdout, the report a person reads goes to stderr.
   (options.json === "-" ? log : console.log)(formatReport(results));
@@ -432,15 +633,13 @@ export async function main(argv = process.argv): Promise<void> {
 }
 
 /**
- * Runs the load in a worker thread, so that this thread is always free to answer a signal: a terminal's
- * Ctrl-C, and the wrappers that relay it (tsx's CLI sends SIGKILL to a child that has not acknowledged a
- * relayed SIGINT within 30 ms, which a busy generator never does). One SIGINT or SIGTERM stops new
- * actions; a second, half a second or more later, quits at once (the forum stops when our pipe to it
- * closes). Progress is a line fitted to a terminal's width, or a line of stats every 10 s elsewhere.
+ * The run, with a terminal's words: one SIGINT or SIGTERM stops new actions; a second, half a second or
+ * more later, quits at once (the forum stops when our pipe to it closes). Progress is a line fitted to a
+ * terminal's width, or a line of stats every 10 s elsewhere.
  */
-function runInWorker(options: LoadOptions, log: (line: string) => void): Promise<Results> {
+async function runWithSignals(options: LoadOptions, log: (line: string) => void): Promise<Results> {
   const tty = Boolean(process.stderr.isTTY);
-  const worker = startWorker(import.meta.url, { tierload: "load", options, progressSeconds: tty ? 1 : 10 });
+  const interrupt = new AbortController();
   let interruptedAt = 0;
   const onSignal = (signal: string) => {
     if (interruptedAt && Date.now() - interruptedAt > 500) {
@@ -449,49 +648,26 @@ function runInWorker(options: LoadOptions, log: (line: string) => void): Promise
     }
     if (interruptedAt) return;
     interruptedAt = Date.now();
-    worker.postMessage("stop");
+    interrupt.abort();
     log(`${tty ? "\r\x1b[K" : ""}${signal}: no new actions; finishing those in flight (Ctrl-C again to quit now)`);
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const width = () => process.stderr.columns || 80;
-  return new Promise<Results>((resolve, reject) => {
-    worker.on("message", (message: WorkerMessage) => {
-      if ("log" in message) log(`${tty ? "\r\x1b[K" : ""}${message.log}`);
-      else if ("progress" in message) {
-        const line = message.progress;
+  try {
+    return await runLoad(options, {
+      log: (line) => log(`${tty ? "\r\x1b[K" : ""}${line}`),
+      progress: (line) => {
         if (!tty) log(line);
         else process.stderr.write(`\r\x1b[K${line.length < width() ? line : line.slice(0, width() - 2) + "…"}`);
-      } else if ("error" in message) reject(new Error(message.error));
-      else resolve(message.results);
+      },
+      progressSeconds: tty ? 1 : 10,
+      signal: interrupt.signal,
     });
-    worker.on("error", reject);
-    worker.on("exit", (code) => reject(new Error(`The load generator's thread ended (exit ${code}) without results`)));
-  }).finally(() => {
-    void worker.terminate();
+  } finally {
     if (tty) process.stderr.write("\r\x1b[K");
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-  });
-}
-
-type WorkerMessage = { log: string } | { progress: string } | { error: string } | { results: Results };
-
-/** The worker's side: the run, told to stop by a message, its words and its results posted back. */
-async function runWorker(): Promise<void> {
-  const post = (message: WorkerMessage) => parentPort!.postMessage(message);
-  const interrupt = new AbortController();
-  parentPort!.on("message", (message) => message === "stop" && interrupt.abort());
-  try {
-    const results = await runLoad(workerData.options, {
-      log: (line) => post({ log: line }),
-      progress: (line) => post({ progress: line }),
-      progressSeconds: workerData.progressSeconds,
-      signal: interrupt.signal,
-    });
-    post({ results });
-  } catch (error) {
-    post({ error: error instanceof Error ? error.message : String(error) });
   }
 }
 

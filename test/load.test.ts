@@ -93,6 +93,29 @@ describe("a small run against the reference forum", () => {
     assert.equal(actionCount(again, "new thread"), actionCount(results, "new thread"));
   });
 
+  test("three worker threads: shares differ by one user at most, the same choices, counts merged exactly", async () => {
+    const threaded = await runLoad(options(forum.url, undefined, { instance: "threads", seed: 7, workers: 3 }));
+    assert.deepEqual(threaded.generator.workers?.map((w) => w.users), [4, 4, 4]);
+    assert.equal(actionCount(threaded, "signup"), 12);
+    assert.equal(actionCount(threaded, "reply"), actionCount(results, "reply"));
+    assert.equal(actionCount(threaded, "new thread"), actionCount(results, "new thread"));
+    for (const [name, a] of Object.entries(threaded.actions)) {
+      assert.equal(hdr.decodeFromCompressedBase64(a.histogram).totalCount, a.count, name);
+    }
+    assert.equal(
+      threaded.timeline.reduce((n, t) => n + t.requests, 0),
+      actionCount(threaded, "GET /forum") +
+        Object.entries(threaded.actions).filter(([n, a]) => a.kind === "page" && n !== "GET /forum")
+          .reduce((n, [, a]) => n + a.count, 0),
+    );
+    assert.deepEqual(threaded.verdict, { ok: true, reasons: [] });
+    const uneven = await runLoad(
+      options(forum.url, undefined, { instance: "uneven", users: 5, actions: 1, workers: 3 }),
+    );
+    assert.deepEqual(uneven.generator.workers?.map((w) => w.users), [1, 2, 2]);
+    assert.equal(actionCount(uneven, "login"), 5);
+  });
+
   test("--merge adds the instances' counts and histograms exactly", async () => {
     const second = await runLoad(options(forum.url, undefined, { instance: "second", users: 5, actions: 2 }));
     const [a, b] = [join(dir, "a.json"), join(dir, "b.json")];
