@@ -37,7 +37,10 @@ interface Cost {
 
 async function ours(url: string, round: number): Promise<Cost> {
   const json = join(dir, `ours-${round}.json`);
-  const args = ["--url", url, "--users", String(users), "--actions", String(actions), "--instance", `vs${round}`];
+  const args = [
+    ...["--url", url, "--users", String(users), "--actions", String(actions), "--instance", `vs${round}`],
+    ...["--workers", "1"],
+  ];
   const [command, ...rest] = runtimeCommand("scripts/load.ts", [...args, "--json", json]);
   await run(command, rest);
   const r: Results = JSON.parse(readFileSync(json, "utf8"));

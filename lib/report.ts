@@ -46,6 +46,39 @@ function thresholdsSentence(r: Results): string {
     : "Thresholds: none set; any failed action fails the run";
 }
 
+/**
+ * For a merge, or an instance of a run started together: how many instances were found against how
+ * many the run had, which are missing or doubled, and how late each began against the planned moment.
+ */
+function instancesSentences(r: Results): { text: string; bad: boolean }[] {
+  const sentences: { text: string; bad: boolean }[] = [];
+  const m = r.merged;
+  if (m) {
+    const problems = [
+      m.missing.length ? `missing: ${m.missing.join(", ")}` : "",
+      m.duplicates.length ? `found twice, counted once: ${m.duplicates.join(", ")}` : "",
+    ].filter(Boolean);
+    sentences.push({
+      text: `Instances: ${m.found} merged${m.expected === null ? "" : ` of ${m.expected} the run had`}${
+        problems.length ? `; ${problems.join("; ")}` : ""
+      }`,
+      bad: problems.length > 0,
+    });
+  }
+  const starts = (r.instanceDetails ?? []).filter((d) => d.startSkewMs !== undefined);
+  if (starts.length) {
+    const planned = new Date(starts[0].plannedStart!).toISOString();
+    sentences.push({
+      text: `Start skew against the planned ${planned}: ${
+        starts.map((d) => `${d.instance} ${d.startSkewMs! >= 0 ? "+" : ""}${(d.startSkewMs! / 1000).toFixed(2)} s`)
+          .join(", ")
+      }`,
+      bad: false,
+    });
+  }
+  return sentences;
+}
+
 function postgresSentence(r: Results): string {
   const p = r.postgres;
   if (!p.sampled) {
@@ -164,7 +197,8 @@ export function formatReport(r: Results): string {
     name.padEnd(22) + values.map((v, i) => v.padStart(widths[i])).join("");
   const lines = [headline(r), requestsSentence(r), "", line("", COLUMNS) + "  ms"];
   for (const [name, a] of rowsOf(r)) lines.push(line((a.kind === "page" ? "  " : "") + name, cells(a)));
-  lines.push("", thresholdsSentence(r), postgresSentence(r), nothingLostSentence(r).text);
+  lines.push("", thresholdsSentence(r), ...instancesSentences(r).map((s) => s.text));
+  lines.push(postgresSentence(r), nothingLostSentence(r).text);
   lines.push(...generatorSentences(r).map((s, i) => (i > 0 && s.text.startsWith("SATURATED") ? "  " : "") + s.text));
   const failures = failuresOf(r);
   if (failures.length) {
@@ -428,6 +462,7 @@ instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", ")
 <ul>
 ${item({ text: verdictSentence(r), bad: verdictWord(r) !== "PASS" })}
 ${item({ text: thresholdsSentence(r), bad: false })}
+${instancesSentences(r).map(item).join("\n")}
 ${item(nothingLostSentence(r))}
 ${item({ text: postgresSentence(r), bad: false })}
 ${generatorSentences(r).map(item).join("\n")}

@@ -394,7 +394,34 @@ export interface Results {
     workers?: (LoopLoad & { users: number })[];
   };
   nothingLost: NothingLost | null;
+  /** Each instance: its place in a run of several started together, and when it began its users. */
+  instanceDetails?: InstanceDetail[];
+  /** For a merge: what was expected against what was found. */
+  merged?: MergeCheck;
   verdict: { ok: boolean; reasons: string[] };
+}
+
+/** One instance of a run: which of how many (--instances, --index), and its start against the planned one. */
+export interface InstanceDetail {
+  instance: string;
+  /** The run it belongs to (--instance), its index in it, and how many instances the run has. */
+  run?: string;
+  index?: number;
+  of?: number;
+  /** The moment planned for every instance to begin (--start-at), and how late this one began, in ms. */
+  plannedStart?: number;
+  startSkewMs?: number;
+}
+
+/** What a merge found against what the runs it merged said they had. */
+export interface MergeCheck {
+  found: number;
+  /** The instances the runs had, when they said (--instances); else null. */
+  expected: number | null;
+  /** Instances a run had and the merge did not find, as `run` index names. */
+  missing: string[];
+  /** Instances found more than once: each is counted once. */
+  duplicates: string[];
 }
 
 /** What one run, or a merge of several, knows; buildResults derives the rest. */
@@ -410,6 +437,8 @@ export interface Facts {
   postgres: Results["postgres"];
   generator: Omit<Results["generator"], "cpuMsPerRequest">;
   nothingLost: NothingLost | null;
+  instanceDetails?: InstanceDetail[];
+  merged?: MergeCheck;
 }
 
 /** Results from what a run or a merge knows: summaries, the generator's cost per request, the verdict. */
@@ -497,6 +526,15 @@ function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Resul
     }
   }
   if (results.stoppedEarly) reasons.push(`the run stopped early: ${results.stoppedEarly}`);
+  const merged = results.merged;
+  if (merged?.missing.length) {
+    reasons.push(
+      `${merged.missing.length} of ${merged.expected} instances missing from the merge: ${merged.missing.join(", ")}`,
+    );
+  }
+  if (merged?.duplicates.length) {
+    reasons.push(`instances found more than once (each counted once): ${merged.duplicates.join(", ")}`);
+  }
   const lost = results.nothingLost;
   if (!lost) reasons.push("nothing-lost not checked");
   else if (!lost.checked) reasons.push(`nothing-lost not checked: ${lost.note}`);
@@ -519,18 +557,37 @@ export function redactUrl(url: string): string {
 /** Merges the results of several instances: histograms and counts exactly, the timeline by second. */
 export function merge(all: Results[], thresholds: Thresholds): Results {
   if (all.length === 0) throw new Error("Nothing to merge");
-  const seen = new Map<string, number>();
-  for (const [i, result] of all.entries()) {
-    for (const instance of result.instances) {
-      if (seen.has(instance)) {
-        throw new Error(
-          `Instance "${instance}" is given twice (results ${seen.get(instance)! + 1} and ${i + 1}): each counts once`,
-        );
-      }
-      seen.set(instance, i);
-    }
+  const seen = new Set<string>();
+  const duplicates: string[] = [];
+  const unique = all.filter((result) => {
+    const again = result.instances.filter((instance) => seen.has(instance));
+    duplicates.push(...again);
+    result.instances.forEach((instance) => seen.add(instance));
+    return again.length === 0;
+  });
+  const details: InstanceDetail[] = unique.flatMap((r) =>
+    r.instanceDetails ?? r.instances.map((instance) => ({ instance }))
+  );
+  const missing: string[] = [];
+  let expected: number | null = null;
+  for (const run of new Set(details.map((d) => d.run).filter((run) => run !== undefined))) {
+    const of = Math.max(...details.filter((d) => d.run === run).map((d) => d.of ?? 0));
+    const indices = new Set(details.filter((d) => d.run === run).map((d) => d.index));
+    for (let index = 0; index < of; index++) if (!indices.has(index)) missing.push(instanceName(run, index));
+    expected = (expected ?? 0) + of;
   }
-  return buildResults(combine(all), thresholds);
+  const found = details.length;
+  if (expected !== null) expected += details.filter((d) => d.run === undefined).length;
+  return buildResults({
+    ...combine(unique),
+    instanceDetails: details,
+    merged: { found, expected, missing, duplicates: [...new Set(duplicates)] },
+  }, thresholds);
+}
+
+/** The instance name of index `index` in a run of several started together: users are load_user_<name>_<i>. */
+export function instanceName(run: string, index: number): string {
+  return `${run}-${index}`;
 }
 
 /**
@@ -618,20 +675,51 @@ export function mergeTimelines(timelines: Results["timeline"][]): Results["timel
   return [...merged.values()].sort((a, b) => a.t - b.t);
 }
 
-/** Results saved by `--json`, read back for `--merge` or a report; every problem is named with its field. */
-export function readResults(file: string): Results {
-  let parsed: Results;
+/**
+ * Results read back for `--merge`: a file saved by `--json FILE`, or text in which each results line is
+ * one JSON line (`--json -`, as pods log it; `kubectl logs` of several pods, stdin as "-"). Other lines
+ * are ignored; every problem is named with its source, line and field.
+ */
+export function readResultsFrom(source: string): Results[] {
+  const name = source === "-" ? "standard input" : source;
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
+    text = readFileSync(source === "-" ? 0 : source, "utf8");
   } catch (error) {
-    throw new Error(`Cannot read results from ${file}: ${(error as Error).message}`);
+    throw new Error(`Cannot read results from ${name}: ${(error as Error).message}`);
   }
-  if (parsed?.tool !== "tierload" || parsed.format !== 1) {
-    throw new Error(`${file} is not a tierload results file (format 1): it lacks "tool": "tierload" and "format": 1`);
+  const whole = parseJson(text);
+  if (whole !== undefined) return [validated(whole, name)];
+  const found = text.split("\n").flatMap((line, i) => {
+    if (!line.startsWith("{") || !line.includes('"tool":"tierload"')) return [];
+    const parsed = parseJson(line);
+    if (parsed === undefined) throw new Error(`${name} line ${i + 1} is a results line cut short or corrupted`);
+    return [validated(parsed, `${name} line ${i + 1}`)];
+  });
+  if (found.length === 0) {
+    throw new Error(
+      `${name} holds no tierload results: neither a results file (--json FILE) nor log lines of --json -`,
+    );
   }
-  const problems = resultProblems(parsed);
-  if (problems.length) throw new Error(`${file} is not valid tierload results: ${problems.join("; ")}`);
-  return parsed;
+  return found;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function validated(parsed: unknown, where: string): Results {
+  const r = parsed as Results;
+  if (r?.tool !== "tierload" || r.format !== 1) {
+    throw new Error(`${where} is not a tierload results file (format 1): it lacks "tool": "tierload" and "format": 1`);
+  }
+  const problems = resultProblems(r);
+  if (problems.length) throw new Error(`${where} is not valid tierload results: ${problems.join("; ")}`);
+  return r;
 }
 
 function resultProblems(r: Results): string[] {

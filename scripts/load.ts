@@ -27,18 +27,21 @@ import {
   visit,
   type Written,
 } from "../lib/forum.ts";
+import { InvalidArgumentError } from "commander";
+import { jobManifest } from "../lib/kubernetes.ts";
 import { openFileLimits, startWorker } from "../lib/process.ts";
 import { formatReport, type Progress, progressLine, progressOf, renderReport, sumProgress } from "../lib/report.ts";
 import {
   buildResults,
   BUSY_SHARE,
   combine,
+  instanceName,
   type LoopLoad,
   merge,
   mergeTimelines,
   type NothingLost,
   type PgSampler,
-  readResults,
+  readResultsFrom,
   Recorder,
   redactUrl,
   type Results,
@@ -72,6 +75,12 @@ export interface LoadOptions {
   maxP99?: number;
   workers?: number;
   merge?: string[];
+  instances?: number;
+  index?: number;
+  startAt?: number;
+  kubernetesJob?: boolean;
+  image: string;
+  startIn: number;
 }
 
 export function parseOptions(argv: string[]): LoadOptions {
@@ -103,7 +112,36 @@ export function parseOptions(argv: string[]): LoadOptions {
       "worker threads the users run in (default: 1 beside the embedded forum, one per core against --url)",
       integer(1, 256),
     )
-    .option("--merge <files...>", "merge the JSON results of several instances instead of running")
+    .option(
+      "--merge <files...>",
+      "merge the results of several instances instead of running: JSON files, or logs (- for stdin)",
+    )
+    .option(
+      "--instances <n>",
+      "this run is one of N started together, each on its share of --users",
+      integer(1, 10_000),
+    )
+    .option(
+      "--index <k>",
+      "which of the --instances this is (default: $JOB_COMPLETION_INDEX, set by Kubernetes)",
+      integer(0),
+    )
+    .option(
+      "--start-at <time>",
+      "begin the users at this moment (ISO 8601); a late start begins at once, and says by how much",
+      moment,
+    )
+    .option(
+      "--kubernetes-job",
+      "print a Kubernetes Indexed Job that runs --instances pods of this run against --url, and exit",
+    )
+    .option("--image <ref>", "with --kubernetes-job: the container image (built from Containerfile)", "tierload:latest")
+    .option(
+      "--start-in <seconds>",
+      "with --kubernetes-job: the pods begin together this long after the YAML is made",
+      number(0),
+      90,
+    )
     .addHelpText(
       "after",
       `
@@ -114,11 +152,49 @@ finish, then prints the report and writes the JSON; a second quits at once).`,
     )
     .parse(scriptArgs(argv));
   const options = program.opts<LoadOptions>();
+  const usage = (message: string) => program.error(`error: ${message}`, { exitCode: EXIT.usage });
   for (const [flag, path] of [["--json", options.json], ["--report", options.report]]) {
     const problem = path === "-" && flag === "--json" ? null : unwritable(path);
-    if (problem) program.error(`error: ${flag} ${problem}`, { exitCode: EXIT.usage });
+    if (problem) usage(`${flag} ${problem}`);
+  }
+  if (options.kubernetesJob) {
+    if (!options.url) usage("--kubernetes-job needs --url: the pods load an application, not a forum of their own");
+    options.instances ??= 1;
+  } else if (options.instances !== undefined) {
+    const index = options.index ?? process.env.JOB_COMPLETION_INDEX;
+    if (index === undefined || !/^\d+$/.test(String(index)) || Number(index) >= options.instances) {
+      usage(
+        `--instances ${options.instances} needs --index (or JOB_COMPLETION_INDEX) from 0 to ${
+          options.instances - 1
+        }, not ${index ?? "none"}`,
+      );
+    }
+    options.index = Number(index);
+    if (options.users < options.instances) {
+      usage(`--users ${options.users} cannot be shared among --instances ${options.instances}`);
+    }
   }
   return options;
+}
+
+/** An ISO 8601 moment (or milliseconds since 1970), as milliseconds. */
+function moment(value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) {
+    throw new InvalidArgumentError(`"${value}" is not a moment (ISO 8601, e.g. 2026-11-25T18:00:00Z)`);
+  }
+  return ms;
+}
+
+/** This instance's users, as [first, end) in the run's numbering, and its name (users are load_user_<name>_<i>). */
+function instanceOf(options: LoadOptions): { from: number; to: number; name: string } {
+  if (options.instances === undefined) return { from: 0, to: options.users, name: options.instance };
+  const k = options.index!;
+  return {
+    from: shareStart(options.users, options.instances, k),
+    to: shareStart(options.users, options.instances, k + 1),
+    name: instanceName(options.instance, k),
+  };
 }
 
 const randomSeed = () => Math.floor(Math.random() * 2 ** 32);
@@ -303,8 +379,11 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
   const embedded = options.url ? null : await spawnForum(options.pool);
   const url = options.url ?? embedded!.url;
   const recorder = new Recorder();
+  const me = instanceOf(options);
+  const users = me.to - me.from;
+  const runOptions = { ...options, instance: me.name };
   const workers = Array.from(
-    { length: Math.min(options.workers ?? defaultWorkers(options.url), options.users) },
+    { length: Math.min(options.workers ?? defaultWorkers(options.url), users) },
     () => new UserThread(),
   );
   let sampler: PgSampler | null = null;
@@ -332,10 +411,12 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
       : null;
     const [lead] = workers;
     const { forumId, before } = await lead.ask<Prepared>({ prepare: { url, options } });
+    const share = options.instances === undefined ? "" : `, users ${me.from}-${me.to - 1} of ${options.users}`;
     log(
-      `Loading ${redactUrl(url)} with ${options.users} users x ${options.actions} actions (seed ${options.seed}, ` +
-        `instance ${options.instance}${workers.length > 1 ? `, ${workers.length} worker threads` : ""})`,
+      `Loading ${redactUrl(url)} with ${users} users x ${options.actions} actions (seed ${options.seed}, ` +
+        `instance ${me.name}${share}${workers.length > 1 ? `, ${workers.length} worker threads` : ""})`,
     );
+    if (options.startAt !== undefined) await untilStart(options.startAt, log, io.signal);
 
     const started = Date.now();
     const cap = options.maxDuration ? setTimeout(stop, options.maxDuration * 1000) : undefined;
@@ -351,10 +432,10 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
       worker.ask<Share>({
         run: {
           url,
-          options,
+          options: runOptions,
           forumId,
-          from: shareStart(options.users, workers.length, k),
-          to: shareStart(options.users, workers.length, k + 1),
+          from: me.from + shareStart(users, workers.length, k),
+          to: me.from + shareStart(users, workers.length, k + 1),
           window,
         },
       })
@@ -396,8 +477,17 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
     const { merge: _, json: __, report: ___, ...settings } = options;
     return buildResults({
       ...combined,
-      settings: { ...settings, url, embedded: embedded !== null },
-      instances: [options.instance],
+      settings: { ...settings, users, url, embedded: embedded !== null },
+      instances: [me.name],
+      instanceDetails: [{
+        instance: me.name,
+        ...(options.instances === undefined
+          ? {}
+          : { run: options.instance, index: options.index, of: options.instances }),
+        ...(options.startAt === undefined
+          ? {}
+          : { plannedStart: options.startAt, startSkewMs: started - options.startAt }),
+      }],
       startedAt: started,
       endedAt,
       interrupted,
@@ -431,6 +521,26 @@ export async function runLoad(options: LoadOptions, io: RunIO = {}): Promise<Res
     stoppingForum = true;
     await embedded?.stop();
   }
+}
+
+/**
+ * Waits for the moment every instance of a run begins. One that comes up after it (an image pulled late,
+ * a pod scheduled late) begins at once and says by how much; the results keep the skew either way.
+ */
+async function untilStart(startAt: number, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  const wait = startAt - Date.now();
+  if (wait < 0) {
+    log(`Late: beginning at once, ${(-wait / 1000).toFixed(1)} s after the planned start (--start-at)`);
+    return;
+  }
+  log(`Waiting ${(wait / 1000).toFixed(1)} s for the planned start, ${new Date(startAt).toISOString()}`);
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, wait);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 /** Beside the embedded forum, one worker thread (the forum and PostgreSQL need the other cores); else one per core. */
@@ -589,6 +699,43 @@ async function answer(request: Request, state: RunState, progress: (p: Progress)
   );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Beyond one machine: the run as a Kubernetes Indexed Job
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The Job for these options: --instances pods, each this script with the same arguments, its share of
+ * --users taken from its index, all beginning at the moment --start-in seconds from now, each printing
+ * its results as its last line of output (--json -) for the merge to read from the logs.
+ */
+function kubernetesJob(options: LoadOptions): string {
+  const instances = options.instances!;
+  const args = [
+    ...["--url", options.url!, "--users", options.users, "--actions", options.actions],
+    ...["--reply-share", options.replyShare, "--forum", options.forum, "--seed", options.seed],
+    ...["--instance", options.instance, "--instances", instances],
+    ...["--start-at", new Date(Date.now() + options.startIn * 1000).toISOString()],
+    ...["--ramp-up", options.rampUp, "--think-time", options.thinkTime, "--timeout", options.timeout],
+    ...(options.maxDuration === undefined ? [] : ["--max-duration", options.maxDuration]),
+    ...(options.maxErrorRate === undefined ? [] : ["--max-error-rate", options.maxErrorRate]),
+    ...(options.maxP99 === undefined ? [] : ["--max-p99", options.maxP99]),
+    ...(options.databaseUrl === undefined ? [] : ["--database-url", options.databaseUrl]),
+    ...["--workers", options.workers ?? 1, "--json", "-"],
+  ].map(String);
+  const perPod = Math.ceil(options.users / instances);
+  return jobManifest({
+    run: options.instance,
+    instances,
+    image: options.image,
+    args,
+    cpu: String(options.workers ?? 1),
+    memory: `${POD_MEMORY_MB.base + Math.ceil((perPod / 1000) * POD_MEMORY_MB.per1000Users)}Mi`,
+  });
+}
+
+/** What a pod's memory limit allows for: the runtime, and the users (measured; see the README). */
+const POD_MEMORY_MB = { base: 256, per1000Users: 1024 };
+
 /** Refuses a run the open-file limit cannot hold, saying what is needed and how to get it. */
 export function checkOpenFiles(users: number, limits = openFileLimits()): string | null {
   // One connection per simultaneous user, the sampler, stdio and the runtime's own.
@@ -611,8 +758,12 @@ export async function main(argv = process.argv): Promise<void> {
   const options = parseOptions(argv);
   const log = (line: string) => process.stderr.write(line + "\n");
   let results: Results;
+  if (options.kubernetesJob) {
+    console.log(kubernetesJob(options));
+    return;
+  }
   if (options.merge) {
-    results = merge(options.merge.map((file) => readResults(file)), options);
+    results = merge(options.merge.flatMap((source) => readResultsFrom(source)), options);
   } else {
     const refusal = checkOpenFiles(options.users);
     if (refusal) throw new Error(refusal);

@@ -34,6 +34,10 @@ export interface StartOptions {
   /** In a process group of its own, as a terminal runs a job: `signalGroup` then reaches all of it. */
   group?: boolean;
   timeoutMs?: number;
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+  /** Written to its standard input, which then closes. */
+  input?: string;
 }
 
 /**
@@ -42,7 +46,12 @@ export interface StartOptions {
  */
 export function startCommand(command: string[], options: StartOptions = {}): RunningScript {
   const argv = options.shell ? ["sh", "-c", `${options.shell} && exec "$@"`, "sh", ...command] : command;
-  const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], detached: options.group });
+  const child = spawn(argv[0], argv.slice(1), {
+    stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    detached: options.group,
+    env: { ...process.env, ...options.env },
+  });
+  if (options.input !== undefined) child.stdin!.end(options.input);
   const output = recordOutput(child);
   const timer = setTimeout(() => signalGroup(child, "SIGKILL"), options.timeoutMs ?? 120_000);
   let atExit: Output = { stdout: "", stderr: "" };

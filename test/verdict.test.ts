@@ -64,7 +64,8 @@ describe("against one forum", () => {
     assert.match(merged.stdout, /\nVerdict: PASS\n/);
     const twice = await runScript("load.ts", ["--merge", a, a]);
     assert.equal(twice.status, 1);
-    assert.match(twice.stderr, /error: Instance "a1" is given twice \(results 1 and 2\): each counts once/);
+    assert.match(twice.stdout, /Instances: 1 merged; found twice, counted once: a1/);
+    assert.match(twice.stdout, /Verdict: FAIL: instances found more than once \(each counted once\): a1/);
   });
 
   test("--json - puts the results on stdout and the report on stderr; no password is printed or saved", async () => {
