@@ -7,7 +7,10 @@
  *   npx tsx scripts/load.ts                      # or: deno run -A scripts/load.ts (npm start, deno task start)
  *   npx tsx scripts/load.ts --users 200 --actions 5 --json run.json --max-error-rate 0.01 --max-p99 2000
  *   npx tsx scripts/load.ts --merge a.json b.json --json all.json
+ *   npx tsx scripts/load.ts --kubernetes-job --url http://app/myapp/ --users 3000 --instances 3 > job.yaml
  *
+ * The users run in worker threads (--workers); several machines or pods share one run with --instances,
+ * each taking its share of the users, and --merge combines what they print.
  * Progress goes to stderr (live on a terminal), the report to stdout, the full results to --json.
  */
 import { writeFileSync } from "node:fs";
