@@ -17,7 +17,7 @@ import pg from "pg";
 import { runtimeCommand } from "../lib/process.ts";
 import type { Results } from "../lib/results.ts";
 import { startForum } from "../scripts/forum-server.ts";
-import { spawn } from "node:child_process";
+import { runToEnd } from "./run.ts";
 
 const [users = 200, actions = 5, rounds = 2] = process.argv.slice(2).map(Number);
 const SIZES = [100, 10_000];
@@ -61,8 +61,7 @@ async function measure(threads: number, round: number): Promise<Cost> {
       ...["--instance", `size${threads}r${round}`, "--seed", String(round), "--json", json],
     ]);
     const cpu = process.cpuUsage();
-    const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
-    await new Promise((resolve) => child.on("close", resolve));
+    await runToEnd(command, args);
     const used = process.cpuUsage(cpu);
     const r: Results = JSON.parse(readFileSync(json, "utf8"));
     const requests = Object.values(r.actions).filter((a) => a.kind === "page").reduce((n, a) => n + a.count, 0);

@@ -11,9 +11,9 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
 import { runtimeCommand } from "../lib/process.ts";
 import type { Results } from "../lib/results.ts";
+import { runToEnd } from "./run.ts";
 
 const args = process.argv.slice(2);
 const split = args.indexOf("--");
@@ -33,8 +33,7 @@ try {
       const json = join(dir, `main-${workers}-${round}.json`);
       const [command, ...rest] = runtimeCommand("scripts/load.ts", ["--workers", String(workers), "--json", json]);
       const started = performance.now();
-      const child = spawn(command, rest, { stdio: ["ignore", "ignore", "inherit"] });
-      await new Promise((resolve) => child.on("close", resolve));
+      await runToEnd(command, rest);
       const wall = (performance.now() - started) / 1000;
       const r: Results = JSON.parse(readFileSync(json, "utf8"));
       const actions = Object.values(r.actions).filter((a) => a.kind === "action");

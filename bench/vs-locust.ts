@@ -12,21 +12,16 @@
  * Each run gets a fresh forum (pages grow as a run posts, and both tools must meet the same pages);
  * the forum runs in this process, so neither generator pays for it.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startForum } from "../scripts/forum-server.ts";
 import { runtimeCommand } from "../lib/process.ts";
 import type { Results } from "../lib/results.ts";
+import { runToEnd } from "./run.ts";
 
 const [users = 300, actions = 5, rounds = 3] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), "tierload-vs-"));
-
-function run(command: string, args: string[], env: Record<string, string> = {}): Promise<number | null> {
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, ...env } });
-  return new Promise((resolve) => child.on("close", resolve));
-}
 
 interface Cost {
   cpuSeconds: number;
@@ -42,7 +37,7 @@ async function ours(url: string, round: number): Promise<Cost> {
     ...["--workers", "1"],
   ];
   const [command, ...rest] = runtimeCommand("scripts/load.ts", [...args, "--json", json]);
-  await run(command, rest);
+  await runToEnd(command, rest);
   const r: Results = JSON.parse(readFileSync(json, "utf8"));
   const entries = Object.values(r.actions);
   const sum = (kind: string, key: "count" | "errors") =>
@@ -57,7 +52,7 @@ async function ours(url: string, round: number): Promise<Cost> {
 
 async function locust(userClass: string, url: string, round: number): Promise<Cost> {
   const report = join(dir, `${userClass}-${round}.json`);
-  await run("locust", [
+  await runToEnd("locust", [
     "-f",
     "bench/locustfile.py",
     "--headless",

@@ -574,7 +574,8 @@ interface Share {
   loop: LoopLoad;
 }
 
-type Request =
+/** What this thread asks a worker: read the forum before the run, run a share of the users, or check after. */
+type Ask =
   | { prepare: { url: string; options: LoadOptions } }
   | { run: { url: string; options: LoadOptions; forumId: number; from: number; to: number; window: number } }
   | {
@@ -612,7 +613,7 @@ class UserThread {
     });
   }
 
-  ask<T>(request: Request): Promise<T> {
+  ask<T>(request: Ask): Promise<T> {
     if (this.ended) return Promise.reject(new Error("The load generator's thread has ended"));
     return new Promise<T>((resolve, reject) => {
       this.pending = { resolve: resolve as (answer: never) => void, reject };
@@ -641,7 +642,7 @@ class UserThread {
 function runWorker(): void {
   const post = (reply: Reply) => parentPort!.postMessage(reply);
   const state: RunState = { stopping: false };
-  parentPort!.on("message", async (request: Request | "stop") => {
+  parentPort!.on("message", async (request: Ask | "stop") => {
     if (request === "stop") {
       state.stopping = true;
       return;
@@ -654,7 +655,7 @@ function runWorker(): void {
   });
 }
 
-async function answer(request: Request, state: RunState, progress: (p: Progress) => void): Promise<unknown> {
+async function answer(request: Ask, state: RunState, progress: (p: Progress) => void): Promise<unknown> {
   if ("prepare" in request) {
     const { url, options } = request.prepare;
     const observer = visit(url, { timeoutMs: options.timeout });
