@@ -58,6 +58,19 @@ export function isMain(meta: ImportMeta): boolean {
 }
 
 /**
+ * The URL of the module whose `import.meta` this is. A .ts file that tsx loads as CommonJS (one outside any
+ * package.json with "type": "module") has no `import.meta`: say so, and how to fix it.
+ */
+export function moduleUrl(meta: ImportMeta | undefined): string {
+  // tsx's CommonJS output gives import.meta a url but no resolve, and every module it requires is CommonJS too.
+  if (typeof meta?.url === "string" && typeof meta.resolve === "function") return meta.url;
+  throw new Error(
+    `This file was loaded as CommonJS, so it has no import.meta: put it in a package whose package.json says ` +
+      `"type": "module" (npm init -y && npm pkg set type=module), or name it .mts`,
+  );
+}
+
+/**
  * Runs a script's main. A usage error exits 2 (commander printed it; --help and --version exit 0); any
  * other failure prints `error: <message>` to stderr and exits 1.
  */

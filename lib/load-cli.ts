@@ -13,7 +13,7 @@ import { writeFileSync } from "node:fs";
 import { platform } from "node:os";
 import { isAbsolute, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { EXIT, isMain, runMain } from "./cli.ts";
+import { EXIT, isMain, moduleUrl, runMain } from "./cli.ts";
 import { jobManifest } from "./kubernetes.ts";
 import { environmentName, loadCommand, type LoadOptions, parseLoadOptions } from "./load-options.ts";
 import { openFileLimits } from "./process.ts";
@@ -33,7 +33,7 @@ export function scenario<O extends object = Record<string, never>, S = undefined
   meta: ImportMeta,
   definition: Scenario<O, S, K>,
 ): LoadedScenario<O, S, K> {
-  const loaded = { ...definition, file: meta.url };
+  const loaded = { ...definition, file: moduleUrl(meta) };
   register(loaded as AnyScenario);
   if (isMain(meta)) runMain(() => main(loaded as AnyScenario));
   return loaded;

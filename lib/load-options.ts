@@ -5,7 +5,7 @@
  *
  *   const options = parseLoadOptions(forumScenario, process.argv);
  */
-import { InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { command, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
 import { instanceName } from "./results.ts";
 import type { AnyScenario } from "./scenario.ts";
@@ -104,7 +104,6 @@ export function loadCommand(scenario: AnyScenario) {
       90,
     );
   scenario.options?.(program);
-  for (const option of program.options) if (option.long) option.env(environmentName(option.long));
   return program.addHelpText(
     "after",
     `
@@ -119,6 +118,7 @@ finish, then prints the report and writes the JSON; a second quits at once).`,
 /** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. */
 export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: string[]): LoadOptions & O {
   const program = loadCommand(scenario).parse(scriptArgs(argv));
+  fromEnvironment(program);
   const values = program.opts();
   const given = Object.keys(values).filter((key) => {
     const source = program.getOptionValueSource(key);
@@ -151,6 +151,31 @@ export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: 
     usage(`--url is needed: the scenario ${JSON.stringify(scenario.name)} starts no application of its own`);
   }
   return options;
+}
+
+/**
+ * Options not given on the command line, taken from their environment variables (TIERLOAD_USERS for --users),
+ * through the same parsers; a bad value is a usage error naming the variable.
+ */
+function fromEnvironment(program: Command): void {
+  for (const option of program.options) {
+    const raw = option.long ? process.env[environmentName(option.long)] : undefined;
+    const key = option.attributeName();
+    if (raw === undefined || program.getOptionValueSource(key) === "cli") continue;
+    let value: unknown = raw;
+    if (!option.required && !option.optional) value = !/^(|0|false|no)$/i.test(raw);
+    else if (option.variadic) value = raw.split(/\s+/).filter(Boolean);
+    else if (option.parseArg) {
+      try {
+        value = option.parseArg(raw, undefined);
+      } catch (error) {
+        program.error(`error: ${environmentName(option.long!)}=${JSON.stringify(raw)}: ${(error as Error).message}`, {
+          exitCode: EXIT.usage,
+        });
+      }
+    }
+    program.setOptionValueWithSource(key, value, "env");
+  }
 }
 
 /** An ISO 8601 moment (or milliseconds since 1970), as milliseconds. */

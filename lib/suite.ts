@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
-import { command, EXIT, isMain, runMain, scriptArgs } from "./cli.ts";
+import { command, EXIT, isMain, moduleUrl, runMain, scriptArgs } from "./cli.ts";
 import { StepError } from "./steps.ts";
 import { escapeHtml } from "./web.ts";
 
@@ -80,7 +80,7 @@ export interface Suite<W> {
  */
 export function suite<W>(meta: ImportMeta, definition: SuiteDefinition<W>): Suite<W> {
   const cases: Case<W>[] = [];
-  const file = fileURLToPath(meta.url);
+  const file = fileURLToPath(moduleUrl(meta));
   const selected = (grep?: RegExp) => cases.filter((c) => !grep || grep.test(c.name));
 
   async function run(url: string, grep?: RegExp, onResult?: (r: Result) => void, stop = () => false) {
