@@ -55,23 +55,68 @@ function validated(parsed: unknown, where: string): Results {
   return r;
 }
 
+/** The most instances one run can have (--instances): a results file that says more is not to be believed. */
+const MOST_INSTANCES = 10_000;
+
 function resultProblems(r: Results): string[] {
   const problems: string[] = [];
-  const expect = (ok: boolean, field: string, what: string) => ok || problems.push(`${field} must be ${what}`);
+  const expect = (ok: boolean, field: string, what: string) => {
+    if (!ok) problems.push(`${field} must be ${what}`);
+    return ok;
+  };
   const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+  const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
   expect(isObject(r.settings) && typeof r.settings.url === "string", "settings.url", "a string");
   expect(Array.isArray(r.instances) && r.instances.every((i) => typeof i === "string"), "instances", "a list of names");
   for (const field of ["startedAt", "endedAt", "wallSeconds"] as const) expect(isNumber(r[field]), field, "a number");
-  expect(Array.isArray(r.timeline), "timeline", "a list");
+  if (expect(Array.isArray(r.timeline), "timeline", "a list")) {
+    const bad = r.timeline.findIndex((t) =>
+      !isObject(t) || !isNumber(t.t) || !isCount(t.requests) || !isCount(t.errors) || !isCount(t.activeUsers)
+    );
+    expect(bad === -1, `timeline[${bad}]`, "a second with whole, non-negative counts");
+  }
   expect(isObject(r.postgres) && isNumber(r.postgres.peakBackends), "postgres.peakBackends", "a number");
   expect(isObject(r.generator) && isNumber(r.generator.cpuSeconds), "generator.cpuSeconds", "a number");
+  if (r.check !== null && expect(isObject(r.check), "check", "null or an object")) {
+    const c = r.check;
+    expect(
+      typeof c.name === "string" && typeof c.ok === "boolean" && typeof c.checked === "boolean",
+      "check",
+      "named, with ok and checked",
+    );
+    expect(
+      isObject(c.counted) && Object.values(c.counted).every(isCount),
+      "check.counted",
+      "whole, non-negative counts",
+    );
+    expect(
+      Array.isArray(c.findings) && c.findings.every((f) => typeof f === "string"),
+      "check.findings",
+      "a list of lines",
+    );
+    expect(c.counts === "exact" || c.counts === "at least", "check.counts", '"exact" or "at least"');
+  }
+  if (expect(Array.isArray(r.instanceDetails), "instanceDetails", "a list (one entry per instance)")) {
+    for (const [k, d] of r.instanceDetails!.entries()) {
+      if (d.run === undefined) continue;
+      expect(
+        Number.isSafeInteger(d.of) && d.of! >= 1 && d.of! <= MOST_INSTANCES && isCount(d.index) && d.index! < d.of!,
+        `instanceDetails[${k}]`,
+        `an index below its run's count of instances, at most ${MOST_INSTANCES}`,
+      );
+    }
+  }
   if (!expect(isObject(r.actions), "actions", "an object")) return problems;
   for (const [name, a] of Object.entries(r.actions)) {
     const at = `actions[${JSON.stringify(name)}]`;
     if (!expect(isObject(a), at, "an object")) continue;
     expect(a.kind === "action" || a.kind === "page", `${at}.kind`, '"action" or "page"');
-    expect(isNumber(a.count) && isNumber(a.errors), `${at}.count and .errors`, "numbers");
+    expect(
+      isCount(a.count) && isCount(a.errors) && a.errors <= a.count,
+      `${at}.count and .errors`,
+      "whole numbers, errors no more than count",
+    );
     expect(Array.isArray(a.failures), `${at}.failures`, "a list");
     expect(holdsCount(a.histogram, a.count), `${at}.histogram`, "an HDR histogram (compressed, base64) of its count");
   }

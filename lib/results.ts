@@ -308,10 +308,11 @@ export interface Results {
 /** One instance of a run: which of how many (--instances, --index), and its start against the planned one. */
 export interface InstanceDetail {
   instance: string;
-  /** The run it belongs to (--instance), its index in it, and how many instances the run has. */
+  /** The run it belongs to (--instance), its index in it, how many instances and users the run has in all. */
   run?: string;
   index?: number;
   of?: number;
+  users?: number;
   /** The moment planned for every instance to begin (--start-at), and how late this one began, in ms. */
   plannedStart?: number;
   startSkewMs?: number;
@@ -460,8 +461,14 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Merges the results of several instances: histograms and counts exactly, the timeline by second. */
-export function merge(all: Results[], thresholds: Thresholds): Results {
+/**
+ * Merges the results of several instances: histograms and counts exactly, the timeline by second. The
+ * merge judges with the thresholds the instances ran with, which must agree, unless `told` gives the
+ * thresholds to use instead (the merge's own --max-p99, --max-error-rate). Results that cannot belong to
+ * one test are refused, saying which differ: another scenario, URL or actions per user; and, within one
+ * run of several instances, another seed, or shares that do not add up to the run's users.
+ */
+export function merge(all: Results[], told: Thresholds & { given?: string[] } = {}): Results {
   if (all.length === 0) throw new Error("Nothing to merge");
   const seen = new Set<string>();
   const duplicates: string[] = [];
@@ -471,6 +478,8 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
     result.instances.forEach((instance) => seen.add(instance));
     return again.length === 0;
   });
+  refuseMismatches(unique);
+  const thresholds = mergeThresholds(unique, told);
   const details: InstanceDetail[] = unique.flatMap((r) =>
     r.instanceDetails ?? r.instances.map((instance) => ({ instance }))
   );
@@ -484,11 +493,64 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
   }
   const found = details.length;
   if (expected !== null) expected += details.filter((d) => d.run === undefined).length;
+  const combined = combine(unique);
   return buildResults({
-    ...combine(unique),
+    ...combined,
+    settings: { ...combined.settings, maxP99: thresholds.maxP99, maxErrorRate: thresholds.maxErrorRate },
     instanceDetails: details,
     merged: { found, expected, missing, duplicates: [...new Set(duplicates)] },
   }, thresholds);
+}
+
+const THRESHOLDS = [["maxP99", "--max-p99"], ["maxErrorRate", "--max-error-rate"]] as const;
+
+/** The thresholds a merge judges with: the instances' own, which must agree, unless the merge is told others. */
+function mergeThresholds(all: Results[], told: Thresholds & { given?: string[] }): Thresholds {
+  const chosen: Thresholds = {};
+  for (const [key, flag] of THRESHOLDS) {
+    if (told.given?.includes(key) || (told.given === undefined && told[key] !== undefined)) {
+      chosen[key] = told[key];
+      continue;
+    }
+    const values = new Map(all.flatMap((r) => r.instances.map((i) => [i, r.settings[key]] as const)));
+    const distinct = new Set(values.values());
+    if (distinct.size > 1) {
+      const each = [...values].map(([i, v]) => `${i} ${v === undefined ? "none" : v}`).join(", ");
+      throw new Error(
+        `The instances ran with different ${flag} thresholds (${each}): give ${flag} to the merge to judge them all by one`,
+      );
+    }
+    chosen[key] = [...distinct][0] as number | undefined;
+  }
+  return chosen;
+}
+
+/** Throws, naming the field and the instances, when results cannot be parts of one test. */
+function refuseMismatches(all: Results[]): void {
+  const differ = (what: string, pick: (r: Results) => unknown, among: Results[]) => {
+    const values = new Map(among.flatMap((r) => r.instances.map((i) => [i, JSON.stringify(pick(r))] as const)));
+    if (new Set(values.values()).size > 1) {
+      const each = [...values].map(([i, v]) => `${i}: ${v ?? "none"}`).join(", ");
+      throw new Error(`Cannot merge results that differ in ${what} (${each}): they are not parts of one test`);
+    }
+  };
+  differ("scenario", (r) => r.settings.scenario, all);
+  differ("URL", (r) => r.settings.url, all);
+  differ("actions per user", (r) => r.settings.actions, all);
+  const runs = new Map<string, Results[]>();
+  for (const r of all) {
+    for (const d of r.instanceDetails ?? []) if (d.run !== undefined) runs.set(d.run, [...runs.get(d.run) ?? [], r]);
+  }
+  for (const [run, members] of runs) {
+    differ(`seed within the run ${JSON.stringify(run)}`, (r) => r.settings.seed, members);
+    differ(`the number of instances within the run ${JSON.stringify(run)}`, (r) => r.instanceDetails?.[0]?.of, members);
+    const total = members[0].instanceDetails?.[0]?.users;
+    const shares = members.reduce((n, r) => n + (r.settings.users ?? 0), 0);
+    const complete = members.length === members[0].instanceDetails?.[0]?.of;
+    if (total !== undefined && (shares > total || (complete && shares !== total))) {
+      throw new Error(`The instances of the run ${JSON.stringify(run)} ran ${shares} users in all, not its ${total}`);
+    }
+  }
 }
 
 /** The instance name of index `index` in a run of several started together: users are load_user_<name>_<i>. */

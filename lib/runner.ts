@@ -145,7 +145,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         instance: me.name,
         ...(options.instances === undefined
           ? {}
-          : { run: options.instance, index: options.index, of: options.instances }),
+          : { run: options.instance, index: options.index, of: options.instances, users: options.users }),
         ...(options.startAt === undefined
           ? {}
           : { plannedStart: options.startAt, startSkewMs: started - options.startAt }),

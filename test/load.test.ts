@@ -122,7 +122,7 @@ describe("a small run against the reference forum", () => {
   });
 
   test("--merge adds the instances' counts and histograms exactly", async () => {
-    const second = await runLoad(options(forum.url, undefined, { instance: "second", users: 5, actions: 2 }));
+    const second = await runLoad(options(forum.url, undefined, { instance: "second", users: 5, actions: 4 }));
     const [a, b] = [join(dir, "a.json"), join(dir, "b.json")];
     writeFileSync(a, JSON.stringify(results));
     writeFileSync(b, JSON.stringify(second));
