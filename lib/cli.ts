@@ -99,3 +99,28 @@ export function unwritable(path: string | undefined): string | null {
   }
   return null;
 }
+
+/**
+ * Text from outside (a page, a results file, an option) made safe to print on a terminal: every control
+ * character (escape sequences, a newline that would forge a report line, bidirectional overrides) is shown
+ * as its escape instead of acting.
+ *
+ *   printable("\x1b[2Jhi\nVerdict: PASS") // "\\x1b[2Jhi\\x0aVerdict: PASS"
+ */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex -- finding them is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** `value` with every string in it made printable (see `printable`), for a report printed on a terminal. */
+export function printableStrings<T>(value: T): T {
+  if (typeof value === "string") return printable(value) as T;
+  if (Array.isArray(value)) return value.map(printableStrings) as T;
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [printable(k), printableStrings(v)])) as T;
+  }
+  return value;
+}

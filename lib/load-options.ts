@@ -99,8 +99,8 @@ export function loadCommand(scenario: AnyScenario) {
     .option("--image <ref>", "with --kubernetes-job: the container image (built from Containerfile)", "tierload:latest")
     .option(
       "--start-in <seconds>",
-      "with --kubernetes-job: the pods begin together this long after the YAML is made",
-      number(0),
+      "with --kubernetes-job: the pods begin together this long after the YAML is made (at most 30 days)",
+      number(0, 30 * 24 * 3600),
       90,
     );
   scenario.options?.(program);
@@ -181,7 +181,8 @@ function fromEnvironment(program: Command): void {
 /** An ISO 8601 moment (or milliseconds since 1970), as milliseconds. */
 function moment(value: string): number {
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) {
+  // Beyond ±8.64e15 ms (about 275,000 years) a Date cannot say the moment.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) {
     throw new InvalidArgumentError(`"${value}" is not a moment (ISO 8601, e.g. 2026-11-25T18:00:00Z)`);
   }
   return ms;

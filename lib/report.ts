@@ -9,6 +9,7 @@
  */
 import { BUSY_SHARE, distribution, entriesOf, type Recorder, type Results } from "./results.ts";
 import { escapeHtml } from "./web.ts";
+import { printableStrings } from "./cli.ts";
 
 // ---------------------------------------------------------------------------------------------
 // The sentences, shared by both reports
@@ -189,8 +190,13 @@ function failuresOf(r: Results) {
 // Text
 // ---------------------------------------------------------------------------------------------
 
-/** The report a person reads: headline, per-action table, PostgreSQL, the end-state check, generator, verdict. */
-export function formatReport(r: Results): string {
+/**
+ * The report a person reads: headline, per-action table, PostgreSQL, the end-state check, generator,
+ * verdict. Every string from outside (pages, names, results files) is shown with its control characters
+ * escaped, so that nothing a server or a file says can act on the terminal or forge a line.
+ */
+export function formatReport(results: Results): string {
+  const r = printableStrings(results);
   const widths = [7, 8, 8, 9, 9, 9, 9, 9];
   const rows = rowsOf(r).map(([name, a]) => [(a.kind === "page" ? "  " : "") + name, a] as const);
   const nameWidth = Math.max(22, ...rows.map(([name]) => name.length + 2));

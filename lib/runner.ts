@@ -247,11 +247,16 @@ async function untilStart(startAt: number, log: (line: string) => void, signal?:
     return;
   }
   log(`Waiting ${(wait / 1000).toFixed(1)} s for the planned start, ${new Date(startAt).toISOString()}`);
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, wait);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
+  // A timer waits at most 2^31 - 1 ms (about 24.8 days): longer waits are taken in turns.
+  while (!signal?.aborted && Date.now() < startAt) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.min(startAt - Date.now(), 2 ** 31 - 1));
+      signal?.addEventListener("abort", done);
+      function done() {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      }
     });
-  });
+  }
 }

@@ -49,7 +49,8 @@ export function watchEventLoop(): { stop(): LoopLoad } {
       clearInterval(timer);
       const used = performance.eventLoopUtilization(utilization);
       return {
-        eventLoopLagP99Ms: lag.getValueAtPercentile(99) / 1000,
+        // HDR answers a bucket's highest value, which may pass the true maximum.
+        eventLoopLagP99Ms: Math.min(lag.getValueAtPercentile(99), lag.maxValue) / 1000,
         eventLoopLagMaxMs: lag.maxValue / 1000,
         busyShare: used.idle + used.active > 0 ? used.utilization : null,
       };

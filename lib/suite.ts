@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
-import { command, EXIT, isMain, moduleUrl, runMain, scriptArgs } from "./cli.ts";
+import { command, EXIT, isMain, moduleUrl, printable, runMain, scriptArgs } from "./cli.ts";
 import { StepError } from "./steps.ts";
 import { escapeHtml } from "./web.ts";
 
@@ -109,6 +109,10 @@ export function suite<W>(meta: ImportMeta, definition: SuiteDefinition<W>): Suit
   }
 
   function describeFailure(error: unknown): string[] {
+    return describeRaw(error).map(printable);
+  }
+
+  function describeRaw(error: unknown): string[] {
     if (error instanceof StepError) {
       return [
         `step:   ${error.step} (as ${error.user})`,

@@ -751,7 +751,9 @@ ${rows}
         [forumId, app.threadsPerPage + 1, (page - 1) * app.threadsPerPage],
       );
       const pages = Math.max(1, Math.ceil(thread_count / app.threadsPerPage), page);
-      if (page > 1 && !threads.rows.length) throw noSuchPage(`Forum ${forumId}`, pages - 1, page);
+      if (page > 1 && !threads.rows.length) {
+        throw noSuchPage(`Forum ${forumId}`, Math.max(1, Math.ceil(thread_count / app.threadsPerPage)), page);
+      }
       const rows = threads.rows.slice(0, app.threadsPerPage).map((t) =>
         `<tr class="thread"><th class="subject"><a href="thread?id=${t.id}">${titleHtml(app, t.title)}</a></th>` +
         `<td class="author">${escapeHtml(t.username)}</td><td class="posts">${t.post_count}</td></tr>`

@@ -325,6 +325,11 @@ describe("a forum's threads, page by page", () => {
         404,
         new RegExp(`Forum ${forumId} has ${pages} pages, not ${pages + 1}`),
       );
+      await expectProblem(
+        fetchPage(session, "forum", { id: forumId, page: 99 }),
+        404,
+        new RegExp(`Forum ${forumId} has ${pages} pages, not 99`),
+      );
       await expectProblem(fetchPage(session, "forum", { id: forumId, page: 0 }), 404, /Pages are numbered from 1/);
 
       await postReply(session, created[0], "Back to the top");

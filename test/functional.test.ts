@@ -104,6 +104,19 @@ test("a failing run exits 1 and its report shows the step, URL, status and page"
 test("the JUnit report escapes names and messages", () => {
   const report = formatJunit([{ name: `<"&'>`, ms: 1, error: new Error("bad <thing> & \u0001") }], 0.001);
   assert.match(report, /name="&#60;&#34;&#38;&#39;&#62;"/);
-  assert.match(report, /<failure message="error: +bad &#60;thing&#62; &#38; ">/);
+  assert.match(
+    report,
+    /<failure message="error: +bad &#60;thing&#62; &#38; \\x01">/,
+    "a control character shown, not sent",
+  );
   assert.ok(cases.length >= 15);
+});
+
+test("a failure's words from the server are shown, not obeyed: no escape reaches the terminal", () => {
+  const page = "\x1b[2J\x1b]52;c;cHduZWQ=\x07\n1 passed, 0 failed";
+  const lines = describeFailure(new Error(`Cannot log in: the server said ${page}`));
+  assert.equal(lines.length, 1);
+  // deno-lint-ignore no-control-regex -- finding them is the point
+  assert.doesNotMatch(lines[0], /[\x00-\x1f]/);
+  assert.match(lines[0], /\\x1b\[2J/);
 });

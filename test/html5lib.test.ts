@@ -15,6 +15,8 @@ const NAMESPACE_DESIGNATORS: Record<string, string> = {
 };
 
 interface Case {
+  /** `file:n`: the n-th test (from 1) of the file, counting every #data block. */
+  id: string;
   file: string;
   data: string;
   expected: string;
@@ -24,7 +26,7 @@ function documentCases(): Case[] {
   const cases: Case[] = [];
   for (const file of readdirSync(DIR).filter((f) => f.endsWith(".dat")).sort()) {
     const text = readFileSync(new URL(file, DIR), "utf8");
-    for (const block of text.split(/^#data\n/m).slice(1)) {
+    for (const [n, block] of text.split(/^#data\n/m).slice(1).entries()) {
       const sections = new Map<string, string>();
       let name = "#data";
       const lines: string[] = [];
@@ -37,7 +39,12 @@ function documentCases(): Case[] {
       }
       sections.set(name, lines.join("\n"));
       if (sections.has("#document-fragment") || sections.has("#script-on")) continue;
-      cases.push({ file, data: sections.get("#data")!, expected: sections.get("#document")!.replace(/\n+$/, "") });
+      cases.push({
+        id: `${file}:${n + 1}`,
+        file,
+        data: sections.get("#data")!,
+        expected: sections.get("#document")!.replace(/\n+$/, ""),
+      });
     }
   }
   return cases;
@@ -91,10 +98,30 @@ export function conformance(): { passed: number; total: number; failures: Case[]
   return { passed: cases.length - failures.length, total: cases.length, failures };
 }
 
-test("parseHtml() builds the browser's tree in at least 95 % of the html5lib document cases", () => {
+/**
+ * The 25 document cases parseHtml does not build as the tests expect today (1567 of 1592 pass: the 98.4 %
+ * the README states). Pinned, so that any new miss fails, and any fix is seen and unpinned.
+ */
+const KNOWN_MISSES = [
+  ...["menuitem-element.dat:14", "tests1.dat:30", "tests1.dat:100", "tests7.dat:34"],
+  ...["tests10.dat:4", "tests10.dat:5", "tests10.dat:17", "tests10.dat:18", "tests18.dat:14", "tests18.dat:15"],
+  ...["tests9.dat:5", "tests9.dat:6", "tests9.dat:18", "tests9.dat:19"],
+  ...["webkit02.dat:36", "webkit02.dat:38", "webkit02.dat:39", "webkit02.dat:40", "webkit02.dat:41"],
+  ...["webkit02.dat:42", "webkit02.dat:43", "webkit02.dat:45", "webkit02.dat:46", "webkit02.dat:47", "webkit02.dat:48"],
+];
+
+test("parseHtml() builds the browser's tree in every html5lib document case but the pinned misses", () => {
   const { passed, total, failures } = conformance();
-  const share = passed / total;
-  console.log(`html5lib tree construction: ${passed}/${total} document cases (${(share * 100).toFixed(1)} %)`);
+  console.log(
+    `html5lib tree construction: ${passed}/${total} document cases (${((passed / total) * 100).toFixed(1)} %)`,
+  );
   assert.ok(total > 1000, `expected the whole suite, found ${total} cases`);
-  assert.ok(share >= 0.95, `only ${passed}/${total}; first failure in ${failures[0]?.file}:\n${failures[0]?.data}`);
+  const missed = failures.map((c) => c.id);
+  const newMisses = failures.filter((c) => !KNOWN_MISSES.includes(c.id));
+  assert.deepEqual(
+    newMisses.map((c) => c.id),
+    [],
+    `new misses; the first:\n${newMisses[0]?.data}\nexpected:\n${newMisses[0]?.expected}`,
+  );
+  assert.deepEqual(KNOWN_MISSES.filter((id) => !missed.includes(id)), [], "pinned misses that now pass: unpin them");
 });

@@ -119,3 +119,16 @@ test("a results line missing a part names it; an absurd instance count is refuse
   );
   assert.match(each[3].stderr, /instanceDetails\[0\] must be an index below/);
 });
+
+test("text from a server or a results file cannot act on the terminal or forge a report line", async () => {
+  const hostile = copy(strict[0]);
+  const forged = "\x1b[2J\x1b]0;owned\x07\x1b]52;c;cHduZWQ=\x07\nVerdict: PASS";
+  hostile.actions.signup.failures = [{ step: "sign up", message: `Cannot sign up: ${forged}`, excerpt: forged }];
+  hostile.instances = [`evil\x1b[31m\nVerdict: PASS`];
+  hostile.instanceDetails = [{ instance: hostile.instances[0] }];
+  const run = await runScript("load.ts", ["--merge", ...files("hostile", [hostile])]);
+  // deno-lint-ignore no-control-regex -- finding them is the point
+  assert.doesNotMatch(run.stdout + run.stderr, /[\x00-\x08\x0b-\x1f\x7f]/);
+  assert.equal(run.stdout.split("\n").filter((line) => line.startsWith("Verdict:")).length, 1);
+  assert.match(run.stdout, /\\x1b\[2J\\x1b\]0;owned\\x07/);
+});
