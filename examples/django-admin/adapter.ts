@@ -9,15 +9,19 @@
  *   await editBook(staff, book, { pages: 387 });
  */
 import {
+  actAs,
+  confirm,
   createSession,
   fetchPage,
   type Page,
+  type Params,
   queryAll,
   queryOne,
   queryRows,
   type Session,
-} from "../../lib/fetchData.ts";
-import { actAs, confirm, step, submitPageForm } from "../../lib/steps.ts";
+  step,
+  submitPageForm,
+} from "../../lib/tierload.ts";
 
 export interface Book {
   id: number;

@@ -15,3 +15,5 @@ class BookAdmin(admin.ModelAdmin):
     list_display = ["title", "author", "pages"]
     list_select_related = ["author"]
     search_fields = ["title", "author__name"]
+    # The change list follows every save: 20 rows render and parse in a fifth of the time of Django's default 100.
+    list_per_page = 20
