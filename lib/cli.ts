@@ -8,6 +8,7 @@
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { isMainThread } from "node:worker_threads";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 
 /** Exit statuses, as every script's --help states them. */
@@ -47,8 +48,12 @@ export function integer(min: number, max = Infinity): (value: string) => number 
   return number(min, max, true);
 }
 
-/** Whether the module of `meta` is the program: Deno says so; on Node its URL is argv[1]'s. */
+/**
+ * Whether the module of `meta` is the program: Deno says so; on Node its URL is argv[1]'s. Never in a
+ * worker thread, which loads the program's file again to run its users.
+ */
 export function isMain(meta: ImportMeta): boolean {
+  if (!isMainThread) return false;
   return (meta as { main?: boolean }).main ?? meta.url === pathToFileURL(process.argv[1] ?? "").href;
 }
 
