@@ -75,6 +75,10 @@ export function moduleUrl(meta: ImportMeta | undefined): string {
  * other failure prints `error: <message>` to stderr and exits 1.
  */
 export function runMain(main: () => Promise<void>): void {
+  // A reader that stops reading (`| head`) is no failure of ours: stop quietly, as other tools do.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? EXIT.ok);
+  });
   main().catch((error) => {
     if (error instanceof CommanderError) {
       process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;

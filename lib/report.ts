@@ -457,7 +457,7 @@ svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); 
 </head>
 <body>
 <header>
-<h1>tierload: ${escapeHtml(s.users)} users x ${
+<h1>${s.scenario ? `${escapeHtml(s.scenario)}: ` : "tierload: "}${escapeHtml(s.users)} users x ${
     escapeHtml(s.actions)
   } actions <span class="verdict ${verdict}">${verdict}</span></h1>
 <p class="muted">${escapeHtml(headline(r))} &middot; ${new Date(r.startedAt).toISOString()} &middot;

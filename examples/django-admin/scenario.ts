@@ -36,11 +36,11 @@ export default scenario<{ editShare: number }, undefined, { id: number; title: s
   },
   steps: (options) => 2 + options.actions,
   // The users' titles carry the run's instance name, so the admin's search box finds this run's books alone.
+  checkName: "Nothing lost",
   check: async ({ url, options, kept, exact }) => {
     const { count } = await findBooks(await login(url, ADMIN.username, ADMIN.password), options.instance);
     const ok = exact ? count === kept.length : count >= kept.length;
     return {
-      name: "Nothing lost",
       ok,
       counted: { books: kept.length },
       summary: "all {books} books the run added are in the admin's change list, counted {how}",
