@@ -21,6 +21,8 @@ import { formatReport, renderReport } from "./report.ts";
 import { merge, redactUrl, type Results } from "./results.ts";
 import { readResultsFrom } from "./results-file.ts";
 import { runLoad } from "./runner.ts";
+import { writeCsv } from "./csv.ts";
+import { thresholdsOf } from "./thresholds.ts";
 import { type AnyScenario, type LoadedScenario, register, type Scenario } from "./scenario.ts";
 
 /**
@@ -42,21 +44,23 @@ export function scenario<O extends object = Record<string, never>, S = undefined
 /** The load tool on `scenario`, as its file's command line asks. */
 export async function main(scenario: AnyScenario, argv = process.argv): Promise<void> {
   const options = parseLoadOptions(scenario, argv);
-  const log = (line: string) => process.stderr.write(line + "\n");
+  const log = options.quiet ? () => {} : (line: string) => process.stderr.write(line + "\n");
   let results: Results;
   if (options.kubernetesJob) {
     console.log(kubernetesJob(scenario, options));
     return;
   }
   if (options.merge) {
-    results = merge(options.merge.flatMap((source) => readResultsFrom(source)), options);
+    // The merge judges by the instances' own thresholds, unless it is given its own.
+    const told = ["threshold", "maxP99", "maxErrorRate"].some((key) => options.given.includes(key));
+    results = merge(options.merge.flatMap((source) => readResultsFrom(source)), told ? thresholdsOf(options) : null);
   } else {
     const refusal = checkOpenFiles(instanceOf(options).to - instanceOf(options).from);
     if (refusal) throw new Error(refusal);
     results = await runWithSignals(scenario, options, log);
   }
   // With the JSON on stdout, the report a person reads goes to stderr.
-  (options.json === "-" ? log : console.log)(formatReport(results));
+  (options.json === "-" ? (line: string) => process.stderr.write(line + "\n") : console.log)(formatReport(results));
   if (options.json === "-") console.log(JSON.stringify(results));
   else if (options.json) {
     writeFileSync(options.json, JSON.stringify(results, null, 1));
@@ -66,6 +70,7 @@ export async function main(scenario: AnyScenario, argv = process.argv): Promise<
     writeFileSync(options.report, renderReport(results));
     log(`Report written to ${options.report}`);
   }
+  if (options.csv) log(`CSV written to ${writeCsv(options.csv, results).join(", ")}`);
   process.exitCode = results.interrupted ? EXIT.interrupted : results.verdict.ok ? EXIT.ok : EXIT.failed;
 }
 
@@ -94,7 +99,7 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
   try {
     return await runLoad(scenario, options, {
       log: (line) => log(`${tty ? "\r\x1b[K" : ""}${line}`),
-      progress: (line) => {
+      progress: options.quiet ? undefined : (line) => {
         if (!tty) log(line);
         else process.stderr.write(`\r\x1b[K${line.length < width() ? line : line.slice(0, width() - 2) + "…"}`);
       },
@@ -153,6 +158,8 @@ export function kubernetesJob(scenario: AnyScenario, options: LoadOptions): stri
     const value = values[key];
     if (typeof value === "boolean") {
       if (value) args.push(option.long);
+    } else if (Array.isArray(value)) {
+      for (const item of value) args.push(option.long, typeof item === "object" ? item.text : String(item));
     } else if (isSecret(key, String(value))) {
       const shown = redactUrl(String(value));
       secrets.push({

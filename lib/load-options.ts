@@ -6,7 +6,8 @@
  *   const options = parseLoadOptions(forumScenario, process.argv);
  */
 import { type Command, InvalidArgumentError } from "commander";
-import { command, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { type Threshold, threshold } from "./thresholds.ts";
 import { instanceName } from "./results.ts";
 import type { AnyScenario } from "./scenario.ts";
 
@@ -24,8 +25,12 @@ export interface LoadOptions {
   timeout: number;
   json?: string;
   report?: string;
+  csv?: string;
+  quiet?: boolean;
+  verbose?: boolean;
   maxErrorRate?: number;
   maxP99?: number;
+  threshold?: Threshold[];
   workers?: number;
   merge?: string[];
   instances?: number;
@@ -54,20 +59,42 @@ export function loadCommand(scenario: AnyScenario) {
       "names this run's users <id>_<i>, so several runs can share an application",
       Date.now().toString(36),
     )
-    .option("--ramp-up <seconds>", "spread the users' starts over this long", number(0), 0)
-    .option("--think-time <ms>", "mean pause before each of a user's actions (uniform, 0.5x to 1.5x)", number(0), 0)
-    .option("--max-duration <seconds>", "stop starting actions after this long", number(1))
+    .option(
+      "--ramp-up <time>",
+      "spread the users' starts over this long (30s, 2m; bare number: seconds)",
+      duration("s"),
+      0,
+    )
+    .option(
+      "--think-time <time>",
+      "mean pause before each of a user's actions, uniform from 0.5x to 1.5x (500ms, 2s; bare number: ms)",
+      duration("ms"),
+      0,
+    )
+    .option(
+      "--max-duration <time>",
+      "stop starting actions after this long (5m, 1h30m; bare number: seconds)",
+      duration("s", 1),
+    )
     .option("--seed <n>", "random seed, for a run that makes the same choices", integer(0, 2 ** 32 - 1), randomSeed())
     .option("--url <url>", `the application to load${scenario.start ? " (default: start one for this run)" : ""}`)
     .option(
       "--database-url <url>",
       "PostgreSQL to sample for client backends (automatic for an application started here)",
     )
-    .option("--timeout <ms>", "time limit of each request", number(1), 120_000)
+    .option("--timeout <time>", "time limit of each request (30s, 2m; bare number: ms)", duration("ms", 1), 120_000)
     .option("--json <file>", "write the full results, histograms included, to this file (- for stdout)")
     .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
-    .option("--max-error-rate <fraction>", "fail (exit 1) when more than this share of actions fail", number(0, 1))
-    .option("--max-p99 <ms>", "fail (exit 1) when any action's p99 latency exceeds this", number(0))
+    .option("--csv <prefix>", "write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_stats_history.csv")
+    .option("-q, --quiet", "print the report only: no progress, no log lines")
+    .option("-v, --verbose", "print each failure as it happens, besides the report")
+    .option(
+      "--threshold <rule>",
+      "fail (exit 1) unless [action:]statistic<limit holds: reply:p95<500ms, *:p99<2s, errors<1% (repeatable)",
+      threshold,
+    )
+    .option("--max-error-rate <fraction>", "the same as --threshold 'errors<FRACTION'", number(0, 1))
+    .option("--max-p99 <time>", "the same as --threshold '*:p99<TIME' (2s, 500ms; bare number: ms)", duration("ms"))
     .option(
       "--workers <n>",
       "worker threads the users run in (default: 1 beside an application started here, one per core against --url)",
@@ -98,11 +125,21 @@ export function loadCommand(scenario: AnyScenario) {
     )
     .option("--image <ref>", "with --kubernetes-job: the container image (built from Containerfile)", "tierload:latest")
     .option(
-      "--start-in <seconds>",
-      "with --kubernetes-job: the pods begin together this long after the YAML is made (at most 30 days)",
-      number(0, 30 * 24 * 3600),
+      "--start-in <time>",
+      "with --kubernetes-job: the pods begin together this long after the YAML is made (bare number: seconds)",
+      duration("s", 0, 30 * 24 * 3600),
       90,
     );
+  // --help shows each default time with its unit.
+  const shown: Record<string, string> = {
+    "--ramp-up": "0s",
+    "--think-time": "0ms",
+    "--timeout": "2m",
+    "--start-in": "90s",
+  };
+  for (const option of program.options) {
+    if (option.long && shown[option.long]) option.defaultValueDescription = shown[option.long];
+  }
   scenario.options?.(program);
   return program.addHelpText(
     "after",
@@ -126,7 +163,13 @@ export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: 
   });
   const options = { ...values, given } as LoadOptions & O;
   const usage = (message: string) => program.error(`error: ${message}`, { exitCode: EXIT.usage });
-  for (const [flag, path] of [["--json", options.json], ["--report", options.report]]) {
+  for (
+    const [flag, path] of [
+      ["--json", options.json],
+      ["--report", options.report],
+      ["--csv", options.csv && `${options.csv}_stats.csv`],
+    ]
+  ) {
     const problem = path === "-" && flag === "--json" ? null : unwritable(path);
     if (problem) usage(`${flag} ${problem}`);
   }

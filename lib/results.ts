@@ -15,6 +15,7 @@ import * as hdr from "hdr-histogram-js";
 import type { RequestRecord } from "./fetchData.ts";
 import { histogram, microseconds } from "./histogram.ts";
 import type { LoopLoad } from "./samplers.ts";
+import { type Judged, judgeThresholds, type Threshold } from "./thresholds.ts";
 
 /** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
 export const BUSY_SHARE = 0.9;
@@ -59,6 +60,8 @@ export class Recorder {
   readonly seconds = new Map<number, Second>();
   activeUsers = 0;
   pgBackends = 0;
+  /** Told of each failure as it happens (--verbose). */
+  onFailure?: (name: string, failure: Failure) => void;
 
   /** The current second's bucket, which also notes the users active and PostgreSQL's backends now. */
   second(): Second {
@@ -155,6 +158,7 @@ export class Recorder {
       if (failure) second.failedActions++;
     }
     if (failure) {
+      this.onFailure?.(name, failure);
       metric.errors++;
       if (metric.failures.length < FAILURES_KEPT) metric.failures.push(failure);
     }
@@ -185,6 +189,7 @@ export interface Summary {
   min: number;
   p50: number;
   p90: number;
+  p95: number;
   p99: number;
   max: number;
   mean: number;
@@ -235,14 +240,11 @@ export interface Settings {
   timeout?: number;
   maxErrorRate?: number;
   maxP99?: number;
+  /** Every threshold the verdict applies: --threshold, and the shorthands --max-p99 and --max-error-rate. */
+  thresholds?: Threshold[];
   url: string;
   embedded: boolean;
   [scenarioOptions: string]: unknown;
-}
-
-export interface Thresholds {
-  maxErrorRate?: number;
-  maxP99?: number;
 }
 
 export interface ActionResult {
@@ -302,6 +304,8 @@ export interface Results {
   instanceDetails?: InstanceDetail[];
   /** For a merge: what was expected against what was found. */
   merged?: MergeCheck;
+  /** Each threshold, held or breached, with what was measured. */
+  thresholds: Judged[];
   verdict: { ok: boolean; reasons: string[] };
 }
 
@@ -347,7 +351,7 @@ export interface Facts {
 }
 
 /** Results from what a run or a merge knows: summaries, the generator's cost per request, the verdict. */
-export function buildResults(facts: Facts, thresholds: Thresholds): Results {
+export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
   const { metrics, generator, settings, ...rest } = facts;
   const wallSeconds = (facts.endedAt - facts.startedAt) / 1000;
   const actions = Object.fromEntries([...metrics].map(([name, m]) => [name, {
@@ -372,8 +376,17 @@ export function buildResults(facts: Facts, thresholds: Thresholds): Results {
     wallSeconds,
     actions,
   };
-  const results = { ...unjudged, generator: { ...generator, cpuMsPerRequest }, verdict: { ok: true, reasons: [] } };
-  return { ...results, verdict: judge(results, thresholds) };
+  const measured = Object.fromEntries(
+    Object.entries(actions).filter(([, a]) => a.kind === "action").map(([name, a]) => [name, a.summary]),
+  );
+  const { judged, reasons } = judgeThresholds(measured, thresholds);
+  const results = {
+    ...unjudged,
+    settings: { ...unjudged.settings, thresholds },
+    generator: { ...generator, cpuMsPerRequest },
+    thresholds: judged,
+  };
+  return { ...results, verdict: judge(results, reasons) };
 }
 
 /** A percentile in ms; HDR answers a bucket's highest value, which may pass the true maximum. */
@@ -389,6 +402,7 @@ function summarize(h: Histogram, count: number, errors: number, seconds: number)
     min: h.totalCount ? h.minNonZeroValue / 1000 : 0,
     p50: percentile(h, 50),
     p90: percentile(h, 90),
+    p95: percentile(h, 95),
     p99: percentile(h, 99),
     max: h.maxValue / 1000,
     mean: Math.round(h.mean) / 1000,
@@ -407,29 +421,16 @@ export function entriesOf(results: Pick<Results, "actions">, kind: Kind): [strin
 }
 
 /**
- * The verdict: a run passes only when every action it attempted succeeded (or as many as
- * --max-error-rate allows), it ran to the end, no --max-p99 was breached, and the scenario's end-state
+ * The verdict: a run passes only when every action it attempted succeeded (or as many as an errors
+ * threshold allows), it ran to the end, every threshold held, and the scenario's end-state
  * check (where it has one) ran and passed. A check that could not run fails the verdict as "not checked",
  * never as a finding.
  */
-function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
+function judge(results: Omit<Results, "verdict">, thresholdReasons: string[]): Results["verdict"] {
   const reasons: string[] = [];
-  const actions = entriesOf(results, "action");
-  const attempted = actions.reduce((n, [, a]) => n + a.count, 0);
-  const failed = actions.reduce((n, [, a]) => n + a.errors, 0);
+  const attempted = entriesOf(results, "action").reduce((n, [, a]) => n + a.count, 0);
   if (attempted === 0) reasons.push("no action was attempted");
-  if (thresholds.maxErrorRate === undefined) {
-    if (failed > 0) reasons.push(`${failed} of ${attempted} actions failed (--max-error-rate allows a share)`);
-  } else if (attempted > 0 && failed / attempted > thresholds.maxErrorRate) {
-    reasons.push(`error rate ${(failed / attempted).toFixed(4)} is above --max-error-rate ${thresholds.maxErrorRate}`);
-  }
-  if (thresholds.maxP99 !== undefined) {
-    for (const [name, a] of actions) {
-      if (a.summary.p99 > thresholds.maxP99) {
-        reasons.push(`${name} p99 ${a.summary.p99} ms is above --max-p99 ${thresholds.maxP99} ms`);
-      }
-    }
-  }
+  reasons.push(...thresholdReasons);
   if (results.stoppedEarly) reasons.push(`the run stopped early: ${results.stoppedEarly}`);
   const merged = results.merged;
   if (merged?.missing.length) {
@@ -468,7 +469,7 @@ export function redactUrl(url: string): string {
  * one test are refused, saying which differ: another scenario, URL or actions per user; and, within one
  * run of several instances, another seed, or shares that do not add up to the run's users.
  */
-export function merge(all: Results[], told: Thresholds & { given?: string[] } = {}): Results {
+export function merge(all: Results[], told: Threshold[] | null = null): Results {
   if (all.length === 0) throw new Error("Nothing to merge");
   const seen = new Set<string>();
   const duplicates: string[] = [];
@@ -496,33 +497,31 @@ export function merge(all: Results[], told: Thresholds & { given?: string[] } = 
   const combined = combine(unique);
   return buildResults({
     ...combined,
-    settings: { ...combined.settings, maxP99: thresholds.maxP99, maxErrorRate: thresholds.maxErrorRate },
+    settings: {
+      ...combined.settings,
+      maxP99: told ? undefined : combined.settings.maxP99,
+      maxErrorRate: told ? undefined : combined.settings.maxErrorRate,
+    },
     instanceDetails: details,
     merged: { found, expected, missing, duplicates: [...new Set(duplicates)] },
   }, thresholds);
 }
 
-const THRESHOLDS = [["maxP99", "--max-p99"], ["maxErrorRate", "--max-error-rate"]] as const;
-
-/** The thresholds a merge judges with: the instances' own, which must agree, unless the merge is told others. */
-function mergeThresholds(all: Results[], told: Thresholds & { given?: string[] }): Thresholds {
-  const chosen: Thresholds = {};
-  for (const [key, flag] of THRESHOLDS) {
-    if (told.given?.includes(key) || (told.given === undefined && told[key] !== undefined)) {
-      chosen[key] = told[key];
-      continue;
-    }
-    const values = new Map(all.flatMap((r) => r.instances.map((i) => [i, r.settings[key]] as const)));
-    const distinct = new Set(values.values());
-    if (distinct.size > 1) {
-      const each = [...values].map(([i, v]) => `${i} ${v === undefined ? "none" : v}`).join(", ");
-      throw new Error(
-        `The instances ran with different ${flag} thresholds (${each}): give ${flag} to the merge to judge them all by one`,
-      );
-    }
-    chosen[key] = [...distinct][0] as number | undefined;
+/**
+ * The thresholds a merge judges with: those it is told (the merge's own --threshold, --max-p99,
+ * --max-error-rate), else the instances' own, which must agree.
+ */
+function mergeThresholds(all: Results[], told: Threshold[] | null): Threshold[] {
+  if (told) return told;
+  const texts = (r: Results) => (r.settings.thresholds ?? []).map((t) => t.text).join(", ") || "none";
+  const each = new Map(all.flatMap((r) => r.instances.map((i) => [i, texts(r)] as const)));
+  if (new Set(each.values()).size > 1) {
+    throw new Error(
+      `The instances ran with different thresholds (${[...each].map(([i, t]) => `${i}: ${t}`).join("; ")}): ` +
+        "give the merge its own (--threshold, --max-p99, --max-error-rate) to judge them all by one",
+    );
   }
-  return chosen;
+  return all[0].settings.thresholds ?? [];
 }
 
 /** Throws, naming the field and the instances, when results cannot be parts of one test. */

@@ -21,6 +21,7 @@ import {
 } from "./results.ts";
 import { type PgSampler, samplePostgres, watchMachine } from "./samplers.ts";
 import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
+import { thresholdsOf } from "./thresholds.ts";
 import { type Share, UserThread } from "./workers.ts";
 
 /** Where a run's words go, and what can stop it. */
@@ -175,7 +176,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         workers: workers.length > 1 ? loops.map((loop, k) => ({ ...loop, users: shares[k].users })) : undefined,
       },
       check,
-    }, options);
+    }, thresholdsOf(options));
   } finally {
     io.signal?.removeEventListener("abort", onAbort);
     workers.forEach((w) => w.end());

@@ -7,6 +7,7 @@
  *   const share = await thread.ask<Share>({ run: { url, options, setup, from: 0, to: 100, window: 10 } });
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import { printable } from "./cli.ts";
 import { sessionDefaults } from "./fetchData.ts";
 import type { LoadOptions } from "./load-options.ts";
 import { startWorker } from "./process.ts";
@@ -150,6 +151,9 @@ async function answer(
   }
   const { url, options, setup, from, to, window } = request.run;
   const recorder = new Recorder();
+  if (options.verbose) {
+    recorder.onFailure = (name, f) => process.stderr.write(printable(`failed: ${name}: ${f.message}`) + "\n");
+  }
   const ticks = setInterval(() => progress(progressOf(recorder, window)), 1000);
   const lag = watchEventLoop();
   const started = Date.now();
@@ -170,7 +174,7 @@ async function answer(
     postgres: { sampled: false, peakBackends: 0, maxConnections: 0 },
     generator: { cpuSeconds: 0, coreShare: 0, ...loop, saturated: false, cores: 0, machineBusyShare: 0 },
     check: null,
-  }, options);
+  }, []);
   return { users: to - from, results, kept, loop } satisfies Share;
 }
 
