@@ -33,7 +33,9 @@ export function command(name: string): Command {
 /** tierload's version, from its package.json. */
 export const VERSION: string = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 
-/** A commander option parser for a number from `min` to `max` (an integer when `integer`). */
+/** A commander option parser for a number from `min` to `max` (an integer when `integer`). *
+ *   .option("--reply-share <fraction>", "share of replies", number(0, 1), 0.9)
+ */
 export function number(min: number, max = Infinity, integer = false): (value: string) => number {
   return (value) => {
     const n = Number(value);
@@ -78,7 +80,9 @@ export function duration(unit: "ms" | "s", min = 0, max = Infinity): (value: str
   };
 }
 
-/** A commander option parser for an integer from `min` to `max`. */
+/** A commander option parser for an integer from `min` to `max`. *
+ *   .option("--pool <n>", "PostgreSQL connections", integer(1, 10_000), 1000)
+ */
 export function integer(min: number, max = Infinity): (value: string) => number {
   return number(min, max, true);
 }
@@ -86,6 +90,8 @@ export function integer(min: number, max = Infinity): (value: string) => number 
 /**
  * Whether the module of `meta` is the program: Deno says so; on Node its URL is argv[1]'s. Never in a
  * worker thread, which loads the program's file again to run its users.
+ *
+ *   if (isMain(import.meta)) runMain(main);
  */
 export function isMain(meta: ImportMeta): boolean {
   if (!isMainThread) return false;
@@ -108,6 +114,8 @@ export function moduleUrl(meta: ImportMeta | undefined): string {
 /**
  * Runs a script's main. A usage error exits 2 (commander printed it; --help and --version exit 0); any
  * other failure prints `error: <message>` to stderr and exits 1.
+ *
+ *   if (isMain(import.meta)) runMain(main);
  */
 export function runMain(main: () => Promise<void>): void {
   // A reader that stops reading (`| head`) is no failure of ours: stop quietly, as other tools do.

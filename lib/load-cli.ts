@@ -41,7 +41,9 @@ export function scenario<O extends object = Record<string, never>, S = undefined
   return loaded;
 }
 
-/** The load tool on `scenario`, as its file's command line asks. */
+/** The load tool on `scenario`, as its file's command line asks. *
+ *   await main(forum, ["node", "load.ts", "--users", "20", "--report", "run.html"]); // as `npx tsx scripts/load.ts ...`
+ */
 export async function main(scenario: AnyScenario, argv = process.argv): Promise<void> {
   const options = parseLoadOptions(scenario, argv);
   const log = options.quiet ? () => {} : (line: string) => process.stderr.write(line + "\n");
@@ -140,6 +142,8 @@ const SET_BY_THE_JOB = new Set([
  * each printing its results as its last line of output (--json -) for the merge to read from the logs.
  * An option whose value holds a password (a URL's, or an option named like one) reaches the pods through
  * a Kubernetes Secret and the environment, never through the YAML.
+ *
+ *   writeFileSync("job.yaml", kubernetesJob(forum, parseLoadOptions(forum, ["node", "load.ts", "--kubernetes-job", "--url", url])));
  */
 export function kubernetesJob(scenario: AnyScenario, options: LoadOptions): string {
   const script = relative(process.cwd(), fileURLToPath(scenario.file));

@@ -152,7 +152,9 @@ finish, then prints the report and writes the JSON; a second quits at once).`,
   );
 }
 
-/** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. */
+/** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. *
+ *   const options = parseLoadOptions(forum, ["node", "load.ts", "--url", url, "--users", "20"]);
+ */
 export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: string[]): LoadOptions & O {
   const program = loadCommand(scenario).parse(scriptArgs(argv));
   fromEnvironment(program);

@@ -203,6 +203,8 @@ function failuresOf(r: Results) {
  * The report a person reads: headline, per-action table, PostgreSQL, the end-state check, generator,
  * verdict. Every string from outside (pages, names, results files) is shown with its control characters
  * escaped, so that nothing a server or a file says can act on the terminal or forge a line.
+ *
+ *   console.log(formatReport(results));
  */
 export function formatReport(results: Results): string {
   const r = printableStrings(results);
@@ -402,7 +404,9 @@ const PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 99, 99.9, 100];
 
 const item = (s: { text: string; bad: boolean }) => `<li${s.bad ? ' class="bad"' : ""}>${escapeHtml(s.text)}</li>`;
 
-/** The self-contained HTML page: settings, verdict, table, charts over time, distributions, failures. */
+/** The self-contained HTML page: settings, verdict, table, charts over time, distributions, failures. *
+ *   writeFileSync("run.html", renderReport(results));
+ */
 export function renderReport(r: Results): string {
   const s = r.settings;
   const t0 = r.timeline[0]?.t ?? Math.floor(r.startedAt / 1000);

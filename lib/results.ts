@@ -468,6 +468,8 @@ export function redactUrl(url: string): string {
  * thresholds to use instead (the merge's own --max-p99, --max-error-rate). Results that cannot belong to
  * one test are refused, saying which differ: another scenario, URL or actions per user; and, within one
  * run of several instances, another seed, or shares that do not add up to the run's users.
+ *
+ *   const all = merge(["a.json", "b.json"].flatMap((file) => readResultsFrom(file)));
  */
 export function merge(all: Results[], told: Threshold[] | null = null): Results {
   if (all.length === 0) throw new Error("Nothing to merge");

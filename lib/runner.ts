@@ -40,6 +40,9 @@ export interface RunIO {
  * its check after, so that this thread never parses a page and is always free to answer a signal: a
  * terminal's Ctrl-C, and the wrappers that relay it (tsx's CLI sends SIGKILL to a child that has not
  * acknowledged a relayed SIGINT within 30 ms, which a busy generator never does).
+ *
+ *   const results = await runLoad(forum, parseLoadOptions(forum, ["node", "load.ts", "--url", url, "--users", "20"]));
+ *   assert.equal(results.verdict.ok, true, results.verdict.reasons.join("; "));
  */
 export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: RunIO = {}): Promise<Results> {
   const log = io.log ?? (() => {});
@@ -60,6 +63,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   let sampler: PgSampler | null = null;
   let stoppedEarly: string | undefined;
   try {
+    if (!options.url) log(`Starting the application for this run (no --url given)`);
     app = options.url ? null : await scenario.start!(options);
     const url = options.url ?? app!.url;
     workers = Array.from(
