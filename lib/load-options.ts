@@ -26,6 +26,9 @@ export interface LoadOptions {
   json?: string;
   report?: string;
   csv?: string;
+  metricsPort?: number;
+  metricsHost: string;
+  metricsHold: number;
   quiet?: boolean;
   verbose?: boolean;
   maxErrorRate?: number;
@@ -86,6 +89,18 @@ export function loadCommand(scenario: AnyScenario) {
     .option("--json <file>", "write the full results, histograms included, to this file (- for stdout)")
     .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
     .option("--csv <prefix>", "write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_stats_history.csv")
+    .option(
+      "--metrics-port <n>",
+      "serve live metrics for Prometheus at http://HOST:N/metrics (0: a free port)",
+      integer(0, 65535),
+    )
+    .option("--metrics-host <host>", "the address the metrics are served on", "127.0.0.1")
+    .option(
+      "--metrics-hold <time>",
+      "after the run, wait this long at most for a scrape of the final values (bare number: seconds)",
+      duration("s"),
+      15,
+    )
     .option("-q, --quiet", "print the report only: no progress, no log lines")
     .option("-v, --verbose", "print each failure as it happens, besides the report")
     .option(

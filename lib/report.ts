@@ -9,6 +9,7 @@
  */
 import { BUSY_SHARE, distribution, entriesOf, type Recorder, type Results } from "./results.ts";
 import { escapeHtml } from "./web.ts";
+import type { MetricCounts } from "./metrics.ts";
 import { printableStrings } from "./cli.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -254,6 +255,8 @@ export function progressLine(
 
 /** Where a run stands: actions done and failed, users active, and the last `window` seconds' requests. */
 export interface Progress {
+  /** The live metrics' counts, when --metrics-port asks for them. */
+  metrics?: MetricCounts[];
   done: number;
   failed: number;
   activeUsers: number;
@@ -276,6 +279,7 @@ export function progressOf(recorder: Recorder, window: number): Progress {
     requestsPerSecond: recent.reduce((n, s) => n + s.requests, 0) / window,
     p99: recent.length ? Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000)) : null,
     pgBackends: recorder.pgBackends,
+    metrics: recorder.bounds ? recorder.counts() : undefined,
   };
 }
 

@@ -14,6 +14,7 @@ import { performance } from "node:perf_hooks";
 import * as hdr from "hdr-histogram-js";
 import type { RequestRecord } from "./fetchData.ts";
 import { histogram, microseconds } from "./histogram.ts";
+import { bucketOf, type MetricCounts } from "./metrics.ts";
 import type { LoopLoad } from "./samplers.ts";
 import { type Judged, judgeThresholds, type Threshold } from "./thresholds.ts";
 
@@ -60,6 +61,9 @@ export class Recorder {
   readonly seconds = new Map<number, Second>();
   activeUsers = 0;
   pgBackends = 0;
+  /** Bucket bounds in ms, when live metrics count each latency into buckets (--metrics-port). */
+  bounds?: number[];
+  private readonly live = new Map<string, MetricCounts>();
   /** Told of each failure as it happens (--verbose). */
   onFailure?: (name: string, failure: Failure) => void;
 
@@ -147,7 +151,21 @@ export class Recorder {
     }));
   }
 
+  /** The live metrics' counts so far (--metrics-port), by name. */
+  counts(): MetricCounts[] {
+    return [...this.live.values()];
+  }
+
   private add(name: string, kind: Kind, ms: number, failure?: Failure): void {
+    if (this.bounds) {
+      let live = this.live.get(name);
+      if (!live) this.live.set(name, live = { name, kind, count: 0, errors: 0, sumMs: 0, buckets: [] });
+      live.count++;
+      if (failure) live.errors++;
+      live.sumMs += ms;
+      const bucket = bucketOf(this.bounds, ms);
+      live.buckets[bucket] = (live.buckets[bucket] ?? 0) + 1;
+    }
     const metric = metricOf(this.metrics, name, kind);
     metric.count++;
     metric.histogram.recordValue(microseconds(ms));

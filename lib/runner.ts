@@ -23,6 +23,7 @@ import { type PgSampler, samplePostgres, watchMachine } from "./samplers.ts";
 import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
 import { thresholdsOf } from "./thresholds.ts";
 import { type Share, UserThread } from "./workers.ts";
+import { addCounts, bucketBounds, type MetricCounts, type MetricsServer, serveMetrics } from "./metrics.ts";
 
 /** Where a run's words go, and what can stop it. */
 export interface RunIO {
@@ -61,6 +62,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   const runOptions = { ...options, instance: me.name };
   let workers: UserThread[] = [];
   let sampler: PgSampler | null = null;
+  let metrics: MetricsServer | null = null;
   let stoppedEarly: string | undefined;
   try {
     if (!options.url) log(`Starting the application for this run (no --url given)`);
@@ -88,6 +90,17 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         return null;
       })
       : null;
+    let finalCounts: MetricCounts[] | null = null;
+    metrics = options.metricsPort === undefined ? null : await serveMetrics(
+      { port: options.metricsPort, host: options.metricsHost },
+      () => ({
+        metrics: finalCounts ?? addCounts(workers.map((w) => w.progress.metrics ?? [])),
+        activeUsers: finalCounts ? 0 : workers.reduce((n, w) => n + w.progress.activeUsers, 0),
+        pgBackends: recorder.pgBackends,
+      }),
+      bucketBounds(options.timeout),
+    );
+    if (metrics) log(`Metrics for Prometheus: ${metrics.url}`);
     const [lead] = workers;
     const setup = scenario.setup ? await lead.ask<unknown>({ setup: { url, options } }) : undefined;
     const share = options.instances === undefined ? "" : `, users ${me.from}-${me.to - 1} of ${options.users}`;
@@ -121,6 +134,8 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     ));
     const endedAt = Date.now();
     const cpu = process.cpuUsage(cpuBefore);
+    finalCounts = addCounts(shares.map((share) => share.metrics ?? []));
+    metrics?.ended();
     clearInterval(progress);
     clearTimeout(cap);
     await sampler?.stop();
@@ -183,6 +198,10 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     }, thresholdsOf(options));
   } finally {
     io.signal?.removeEventListener("abort", onAbort);
+    await metrics?.stop(
+      interrupted ? 0 : options.metricsHold * 1000,
+      () => log(`Waiting at most ${options.metricsHold} s for a scrape of the final metrics (--metrics-hold)`),
+    );
     workers.forEach((w) => w.end());
     await sampler?.stop();
     stoppingApp = true;
