@@ -7,44 +7,11 @@
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
-import { type Threshold, threshold } from "./thresholds.ts";
+import { threshold } from "./thresholds.ts";
 import { instanceName } from "./results.ts";
-import type { AnyScenario } from "./scenario.ts";
+import type { AnyScenario, LoadOptions } from "./scenario.ts";
 
-/** What the tool's options mean for one run; a scenario's own options are added beside them. */
-export interface LoadOptions {
-  users: number;
-  actions: number;
-  instance: string;
-  rampUp: number;
-  thinkTime: number;
-  maxDuration?: number;
-  seed: number;
-  url?: string;
-  databaseUrl?: string;
-  timeout: number;
-  json?: string;
-  report?: string;
-  csv?: string;
-  metricsPort?: number;
-  metricsHost: string;
-  metricsHold: number;
-  quiet?: boolean;
-  verbose?: boolean;
-  maxErrorRate?: number;
-  maxP99?: number;
-  threshold?: Threshold[];
-  workers?: number;
-  merge?: string[];
-  instances?: number;
-  index?: number;
-  startAt?: number;
-  kubernetesJob?: boolean;
-  image: string;
-  startIn: number;
-  /** The options given on the command line or in the environment, by their attribute names (for the pods). */
-  given: string[];
-}
+export type { LoadOptions } from "./scenario.ts";
 
 /** The environment variable that stands for an option: `--max-p99` is TIERLOAD_MAX_P99. */
 export function environmentName(long: string): string {

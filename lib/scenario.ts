@@ -20,9 +20,47 @@
  */
 import type { Command } from "commander";
 import type { EndCheck } from "./results.ts";
-import type { LoadOptions } from "./load-options.ts";
+import type { Threshold } from "./thresholds.ts";
 
 export type { EndCheck } from "./results.ts";
+
+/**
+ * What the tool's options mean for one run (lib/load-options.ts reads them from the command line); a
+ * scenario's own options are added beside them.
+ */
+export interface LoadOptions {
+  users: number;
+  actions: number;
+  instance: string;
+  rampUp: number;
+  thinkTime: number;
+  maxDuration?: number;
+  seed: number;
+  url?: string;
+  databaseUrl?: string;
+  timeout: number;
+  json?: string;
+  report?: string;
+  csv?: string;
+  metricsPort?: number;
+  metricsHost: string;
+  metricsHold: number;
+  quiet?: boolean;
+  verbose?: boolean;
+  maxErrorRate?: number;
+  maxP99?: number;
+  threshold?: Threshold[];
+  workers?: number;
+  merge?: string[];
+  instances?: number;
+  index?: number;
+  startAt?: number;
+  kubernetesJob?: boolean;
+  image: string;
+  startIn: number;
+  /** The options given on the command line or in the environment, by their attribute names (for the pods). */
+  given: string[];
+}
 
 /** An application the tool started because no --url was given; stopped when the run ends. */
 export interface StartedApp {
