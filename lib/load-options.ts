@@ -3,7 +3,7 @@
  * outputs, instances, Kubernetes), then the scenario's own. Every option can also come from the
  * environment, `TIERLOAD_USERS=1000` for `--users 1000`; the command line wins.
  *
- *   const options = parseLoadOptions(forumScenario, process.argv);
+ *   const options = parseLoadOptions(shop, process.argv);
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
@@ -135,7 +135,7 @@ finish, then prints the report and writes the JSON; a second quits at once).`,
 }
 
 /** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. *
- *   const options = parseLoadOptions(forum, ["node", "load.ts", "--url", url, "--users", "20"]);
+ *   const options = parseLoadOptions(shop, ["node", "load.ts", "--url", url, "--users", "20"]);
  */
 export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: string[]): LoadOptions & O {
   const program = loadCommand(scenario).parse(scriptArgs(argv));

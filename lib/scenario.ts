@@ -6,7 +6,7 @@
  * thresholds, HDR statistics, reports, progress, signals and exit codes.
  *
  *   export default scenario(import.meta, {
- *     name: "forum",
+ *     name: "shop",
  *     description: "Users sign up, log in and post",
  *     user: async ({ url, name, act, repeat }) => {
  *       const session = await act("login", () => login(url, name, "pw"));
@@ -67,7 +67,7 @@ export interface StartedApp {
   url: string;
   /** Its PostgreSQL, sampled during the run (pg_stat_activity). */
   databaseUrl?: string;
-  /** What the report calls it: "the reference forum". */
+  /** What the report calls it: "the reference shop". */
   name?: string;
   stop(): Promise<void>;
   /** Settles, saying how, if the application's process ends before it is stopped: the run then stops. */
@@ -118,7 +118,7 @@ export interface CheckContext<O, S, K> extends RunContext<O> {
 export type CheckAnswer = Omit<EndCheck, "name" | "checked" | "counts"> & Partial<Pick<EndCheck, "counts">>;
 
 export interface Scenario<O extends object = Record<string, never>, S = undefined, K = never> {
-  /** Short, a word or two (`forum`); the results keep this scenario's options under it. */
+  /** Short, a word or two (`shop`); the results keep this scenario's options under it. */
   name: string;
   /** One sentence for --help. */
   description: string;
