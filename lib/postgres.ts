@@ -340,7 +340,8 @@ export async function startEmbeddedPostgres(
       "--encoding=UTF8",
       "--locale=C",
       // Its own process group, as the server's: a Ctrl-C to ours must not cut initdb short (we stop once it is done).
-    ], { ...owner, stdio: ["ignore", "pipe", "pipe"], detached: platform() !== "win32" });
+      // cwd: the postgres user must be able to enter it (Deno changes to it after dropping root; ours may be closed).
+    ], { ...owner, cwd: dir, stdio: ["ignore", "pipe", "pipe"], detached: platform() !== "win32" });
     const output = recordOutput(initdb);
     const code = await new Promise((resolve, reject) =>
       initdb.on("close", (code, signal) => resolve(signal ?? code)).on(
@@ -393,7 +394,7 @@ export async function startEmbeddedPostgres(
         ...args,
         // Its own process group: a terminal's Ctrl-C goes to our group, and PostgreSQL must outlive it
         // until we have finished with it (the pipe, not the signal, tells it when).
-      ], { ...owner, stdio: ["pipe", "pipe", "pipe"], detached: true });
+      ], { ...owner, cwd: dir, stdio: ["pipe", "pipe", "pipe"], detached: true });
     const output = recordOutput(server);
     server.stdout!.resume();
     const failure = await waitForOutput(server, output, "stderr", "ready to accept connections")

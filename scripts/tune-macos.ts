@@ -85,7 +85,7 @@ export function readFacts(file: string): Facts {
 }
 
 /** C0 and C1 controls and DEL: nothing a file name, a version or a shell script line may carry. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL = /\p{Cc}/u;
 
 /**
  * Why `path` cannot be a path the plan reads or writes, or null: it must be absolute, without control
