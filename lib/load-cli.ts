@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { EXIT, isMain, moduleUrl, runMain } from "./cli.ts";
 import { jobManifest } from "./kubernetes.ts";
 import { environmentName, instanceOf, loadCommand, type LoadOptions, parseLoadOptions } from "./load-options.ts";
-import { openFileLimits } from "./process.ts";
+import { openFileLimits, whenOrphaned } from "./process.ts";
 import { formatReport, renderReport } from "./report.ts";
 import { merge, redactUrl, type Results } from "./results.ts";
 import { readResultsFrom } from "./results-file.ts";
@@ -97,6 +97,8 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // A wrapper killed outright (kill -9 of npx tsx, npm start) leaves this run orphaned: it stops as on a signal.
+  const stopWatching = whenOrphaned(() => onSignal("parent process gone"));
   const width = () => process.stderr.columns || 80;
   try {
     return await runLoad(scenario, options, {
@@ -110,6 +112,7 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
     });
   } finally {
     if (tty) process.stderr.write("\r\x1b[K");
+    stopWatching();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }

@@ -122,6 +122,21 @@ describe("the load test removes what it started however it ends", () => {
     await run.done;
     await emptied(dir);
   });
+
+  test("kill -9 of the tsx wrapper: load.ts, orphaned, stops its users, reports, and the forum goes too", async () => {
+    const dir = tmp();
+    const run = startCommand([tsx, "scripts/load.ts", ...load, "--actions", "100000"], {
+      group: true,
+      env: { TMPDIR: dir },
+    });
+    await waitFor(run, "stderr", "Loading http");
+    const [script] = childrenOf(run.child.pid!);
+    assert.ok(script && alive(script), "load.ts runs under tsx");
+    run.child.kill("SIGKILL");
+    await eventually("the orphaned load.ts to stop", () => !alive(script), 60_000);
+    assert.match(run.output.stderr, /parent process gone: no new actions/);
+    await emptied(dir);
+  });
 });
 
 describe("the sweep of stale data directories at the next start", () => {
