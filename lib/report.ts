@@ -496,10 +496,12 @@ svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); 
 </head>
 <body>
 <header>
-<h1>${s.scenario ? `${escapeHtml(s.scenario)}: ` : "tierload: "}${escapeHtml(s.users)} users x ${
+<h1>tierload: ${escapeHtml(s.users)} users x ${
     escapeHtml(s.actions)
   } actions <span class="verdict ${verdict}">${verdict}</span></h1>
-<p class="muted">${escapeHtml(headline(r))} &middot; ${new Date(r.startedAt).toISOString()} &middot;
+<p class="muted">${s.scenario ? `Scenario ${escapeHtml(s.scenario)} &middot; ` : ""}${
+    escapeHtml(headline(r))
+  } &middot; ${new Date(r.startedAt).toISOString()} &middot;
 ${escapeHtml(requestsSentence(r))} &middot; seed ${escapeHtml(s.seed)} &middot;
 instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", "))}</p>
 </header>
