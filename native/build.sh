@@ -26,8 +26,9 @@ WORK=/tmp/tierload-native-build
 rm -rf "$WORK"
 mkdir -p "$WORK/cargo-home"
 cp -r "$HERE/html5ever-flat" "$WORK/src"
-# Two crates are patched to follow the WHATWG spec's changes since their release (see native/patches/).
-for crate in html5ever-0.26.0 markup5ever-0.11.0; do
+# Three crates are patched (native/patches/): html5ever and markup5ever to follow the WHATWG spec's changes since
+# their release, tendril to push a character without formatting it.
+for crate in html5ever-0.26.0 markup5ever-0.11.0 tendril-0.4.0; do
   cp -r "/usr/share/cargo/registry/$crate" "$WORK/$crate"
   patch -s -d "$WORK/$crate" -p2 <"$HERE/patches/$crate.patch"
 done
@@ -41,7 +42,8 @@ offline = true
 CONFIG
 
 export CARGO_HOME="$WORK/cargo-home" RUSTC=/usr/bin/rustc
-export RUSTFLAGS="--remap-path-prefix=$WORK=/build --remap-path-prefix=/usr/share/cargo/registry=/registry"
+# The patched crates are path dependencies: cap their lints as cargo caps a registry crate's.
+export RUSTFLAGS="--remap-path-prefix=$WORK=/build --remap-path-prefix=/usr/share/cargo/registry=/registry --cap-lints=warn"
 export SOURCE_DATE_EPOCH=0 CARGO_INCREMENTAL=0
 start=$(date +%s)
 # Without a Cargo.lock (deleted to take new crate versions), one is made from what Debian has and kept.

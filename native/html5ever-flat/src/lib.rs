@@ -20,6 +20,7 @@ use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeBuilderO
 use html5ever::{namespace_url, ns, parse_document, Attribute, ExpandedName, ParseOpts, QualName};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 const NONE: i32 = -1;
 const ELEMENT: u8 = 1;
@@ -30,9 +31,38 @@ const DOCUMENT: u8 = 9;
 const DOCTYPE: u8 = 10;
 const FRAGMENT: u8 = 11;
 
+/// FNV-1a: names are few and short-keyed (atoms hash as integers), so SipHash's cost buys nothing here.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf29ce484222325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ *byte as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.write_u64(value as u64);
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0 ^ value).wrapping_mul(0x100000001b3);
+    }
+}
+
 #[derive(Default)]
 struct Names {
-    ids: HashMap<QualName, u32>,
+    ids: HashMap<QualName, u32, BuildHasherDefault<Fnv>>,
     names: Vec<QualName>,
     /// Four u32 a name: namespace code, start, length, prefix length.
     meta: Vec<u32>,
