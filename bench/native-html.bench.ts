@@ -58,7 +58,9 @@ async function forumPages(): Promise<Record<string, string>> {
 
 /** The module by itself, to time the parse without the copy out. */
 const wasm = new WebAssembly.Instance(
-  new WebAssembly.Module(readFileSync(new URL("../native/html5ever-flat.wasm", import.meta.url))),
+  new WebAssembly.Module(
+    readFileSync(new URL("../native/html5ever-flat.wasm", import.meta.url)) as Uint8Array<ArrayBuffer>,
+  ),
   {},
 ).exports as unknown as { memory: WebAssembly.Memory; input(len: number): number; parse(len: number): number };
 const encoder = new TextEncoder();
@@ -91,8 +93,19 @@ function race(fns: Record<string, () => unknown>, rounds = 21): Record<string, n
 }
 
 const pages = { ...await forumPages(), large: largePage(1000) };
-const header = ["page", "KB", "nodes", "wasm_ms", "parseFlat_ms", "parse5_ms", "parseHtml_ms", "flat/parse5", "flat/parseHtml"];
-console.log(`# ${typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "Deno" : "Node"} ${process.version}`);
+const header = [
+  "page",
+  "KB",
+  "nodes",
+  "wasm_ms",
+  "parseFlat_ms",
+  "parse5_ms",
+  "parseHtml_ms",
+  "flat/parse5",
+  "flat/parseHtml",
+];
+const deno = (process.versions as Record<string, string | undefined>).deno;
+console.log(deno ? `# Deno ${deno}` : `# Node ${process.version}`);
 console.log(header.join("\t"));
 for (const [name, html] of Object.entries(pages)) {
   const nodes = parseFlat(html).count;

@@ -48,9 +48,9 @@ const nameNamespaces: number[] = [];
 
 function load(): Exports {
   const url = new URL("../native/html5ever-flat.wasm", import.meta.url);
-  let bytes: Uint8Array;
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = readFileSync(url);
+    bytes = readFileSync(url) as Uint8Array<ArrayBuffer>;
   } catch (cause) {
     throw new Error(`Cannot load the HTML parser's WebAssembly module "${url.pathname}": ${(cause as Error).message}`, {
       cause,

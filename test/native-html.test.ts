@@ -104,7 +104,8 @@ function dumpDocument(document: Document): string {
         lines.push(`${indent}<${DESIGNATORS[element.namespaceURI ?? ""] ?? ""}${element.localName}>`);
         const attributes = Array.from(
           element.attributes,
-          (a) => a.namespaceURI ? `${DESIGNATORS[a.namespaceURI]}${a.localName}="${a.value}"` : `${a.name}="${a.value}"`,
+          (a) =>
+            a.namespaceURI ? `${DESIGNATORS[a.namespaceURI]}${a.localName}="${a.value}"` : `${a.name}="${a.value}"`,
         );
         for (const attribute of attributes.sort()) lines.push(`${indent}  ${attribute}`);
         if (element.localName === "template" && element.namespaceURI === XHTML) {
@@ -131,11 +132,15 @@ function passes(dump: () => string, expected: string): boolean {
 test("parseFlat() builds the browser's tree in at least as many html5lib document cases as parseHtml", () => {
   const cases = documentCases();
   const flat = new Set(cases.filter((c) => passes(() => dumpFlat(parseFlat(c.data)), c.expected)).map((c) => c.name));
-  const today = new Set(cases.filter((c) => passes(() => dumpDocument(parseHtml(c.data)), c.expected)).map((c) => c.name));
+  const today = new Set(
+    cases.filter((c) => passes(() => dumpDocument(parseHtml(c.data)), c.expected)).map((c) => c.name),
+  );
   const onlyFlat = cases.filter((c) => flat.has(c.name) && !today.has(c.name)).map((c) => c.name);
   const onlyToday = cases.filter((c) => today.has(c.name) && !flat.has(c.name)).map((c) => c.name);
   const neither = cases.filter((c) => !today.has(c.name) && !flat.has(c.name)).map((c) => c.name);
-  console.log(`html5lib tree construction, ${cases.length} document cases: parseFlat ${flat.size}, parseHtml ${today.size}`);
+  console.log(
+    `html5lib tree construction, ${cases.length} document cases: parseFlat ${flat.size}, parseHtml ${today.size}`,
+  );
   console.log(`passed by parseFlat only (${onlyFlat.length}): ${onlyFlat.join(" ")}`);
   console.log(`passed by parseHtml only (${onlyToday.length}): ${onlyToday.join(" ")}`);
   console.log(`passed by neither (${neither.length}): ${neither.join(" ")}`);
