@@ -42,7 +42,7 @@ try {
         wall.toFixed(1),
         actions.reduce((n, a) => n + a.count, 0),
         actions.reduce((n, a) => n + a.errors, 0),
-        r.nothingLost?.ok ? "yes" : "NO",
+        r.check?.ok ? "yes" : "NO",
         r.generator.cpuMsPerRequest.toFixed(2),
         r.generator.saturated ? "yes" : "no",
         `${(r.generator.machineBusyShare * 100).toFixed(0)} %`,

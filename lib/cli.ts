@@ -8,6 +8,7 @@
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { isMainThread } from "node:worker_threads";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 
 /** Exit statuses, as every script's --help states them. */
@@ -47,9 +48,26 @@ export function integer(min: number, max = Infinity): (value: string) => number 
   return number(min, max, true);
 }
 
-/** Whether the module of `meta` is the program: Deno says so; on Node its URL is argv[1]'s. */
+/**
+ * Whether the module of `meta` is the program: Deno says so; on Node its URL is argv[1]'s. Never in a
+ * worker thread, which loads the program's file again to run its users.
+ */
 export function isMain(meta: ImportMeta): boolean {
+  if (!isMainThread) return false;
   return (meta as { main?: boolean }).main ?? meta.url === pathToFileURL(process.argv[1] ?? "").href;
+}
+
+/**
+ * The URL of the module whose `import.meta` this is. A .ts file that tsx loads as CommonJS (one outside any
+ * package.json with "type": "module") has no `import.meta`: say so, and how to fix it.
+ */
+export function moduleUrl(meta: ImportMeta | undefined): string {
+  // tsx's CommonJS output gives import.meta a url but no resolve, and every module it requires is CommonJS too.
+  if (typeof meta?.url === "string" && typeof meta.resolve === "function") return meta.url;
+  throw new Error(
+    `This file was loaded as CommonJS, so it has no import.meta: put it in a package whose package.json says ` +
+      `"type": "module" (npm init -y && npm pkg set type=module), or name it .mts`,
+  );
 }
 
 /**

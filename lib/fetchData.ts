@@ -33,6 +33,8 @@ export { evaluateXPath, parseHtml, type Variables, type XPathValue } from "./htm
 
 /** One request as the session saw it: what a load test records for each page load. */
 export interface RequestRecord {
+  /** What the load report calls this page load: the session's `nameRequest`, else method and path. */
+  name: string;
   method: string;
   url: string;
   status: number;
@@ -47,6 +49,7 @@ export interface Session {
   timeoutMs: number;
   maxResponseBytes: number;
   onRequest?: (record: RequestRecord) => void;
+  nameRequest?: (method: string, url: URL) => string;
 }
 
 export interface SessionOptions {
@@ -60,18 +63,34 @@ export interface SessionOptions {
   /** A raw `Cookie` header to start with, as in the seed: `"sid=abc; lang=en"` (for the base URL's host). */
   cookie?: string;
   onRequest?: (record: RequestRecord) => void;
+  /**
+   * How the load report names this session's page loads, as Locust's `name=` does: an application that routes
+   * by query string, or puts ids in its paths, names them so that its rows stay few and merge across instances.
+   * Default: the method and the path under the base URL (`GET /forum`).
+   *
+   *   createSession(url, { nameRequest: (method, u) => `${method} ${u.pathname.replace(/\/\d+\//g, "/{id}/")}` })
+   */
+  nameRequest?: (method: string, url: URL) => string;
 }
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
+/**
+ * What every session created from now on in this thread starts with, under its own options: the load runner
+ * sets the run's timeout and recorder here, so that an adapter never passes load-test options.
+ */
+export const sessionDefaults: SessionOptions = {};
+
 /** A session for an application at `baseUrl`; relative URLs resolve against it. */
-export function createSession(baseUrl: string, options: SessionOptions = {}): Session {
+export function createSession(baseUrl: string, own: SessionOptions = {}): Session {
+  const options = { ...sessionDefaults, ...own };
   const session: Session = {
     baseUrl: new URL(baseUrl).href,
     cookies: new CookieJar(),
     timeoutMs: options.timeoutMs ?? 30_000,
     maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
     onRequest: options.onRequest,
+    nameRequest: options.nameRequest,
   };
   session.cookies.add(new URL(session.baseUrl), parseCookieHeader(options.cookie ?? ""));
   return session;
@@ -165,14 +184,18 @@ export async function request(
         );
     } catch (cause) {
       const error = new RequestError(method, target.href, (cause as Error).message, { cause });
-      session.onRequest?.({ method, url: target.href, status: 0, ms: performance.now() - started, error });
+      session.onRequest?.({ ...named(session, method, target), status: 0, ms: performance.now() - started, error });
       throw error;
     }
     const setCookie = response.headers["set-cookie"];
     if (setCookie) session.cookies.store(target, setCookie);
     const location = response.headers.location;
     if (response.status >= 300 && response.status < 400 && location) {
-      session.onRequest?.({ method, url: target.href, status: response.status, ms: performance.now() - started });
+      session.onRequest?.({
+        ...named(session, method, target),
+        status: response.status,
+        ms: performance.now() - started,
+      });
       if (hop === MAX_REDIRECTS) {
         throw new RequestError(method, target.href, `more than ${MAX_REDIRECTS} redirects`);
       }
@@ -188,7 +211,11 @@ export async function request(
       continue;
     }
     const text = decode(response.body, response.headers["content-type"] ?? null);
-    session.onRequest?.({ method, url: target.href, status: response.status, ms: performance.now() - started });
+    session.onRequest?.({
+      ...named(session, method, target),
+      status: response.status,
+      ms: performance.now() - started,
+    });
     return {
       url: target.href,
       status: response.status,
@@ -201,6 +228,15 @@ export async function request(
       },
     };
   }
+}
+
+/** A page load's method, URL and name, as its record carries them. */
+function named(session: Session, method: string, url: URL): Pick<RequestRecord, "name" | "method" | "url"> {
+  if (session.nameRequest) return { name: session.nameRequest(method, url), method, url: url.href };
+  const path = url.href.startsWith(session.baseUrl)
+    ? url.href.slice(session.baseUrl.length).split(/[?#]/)[0]
+    : url.pathname.slice(1);
+  return { name: `${method} /${path}`, method, url: url.href };
 }
 
 interface Answer {

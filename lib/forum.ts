@@ -10,103 +10,26 @@
  */
 import {
   createSession,
-  excerpt,
   fetchData,
   fetchOne,
   fetchPage,
-  FormNotFoundError,
-  HttpError,
   type Page,
+  type Params,
   post,
   queryAll,
   queryOne,
   queryRows,
-  RequestError,
   type Session,
   type SessionOptions,
-  submitForm,
 } from "./fetchData.ts";
+import { actAs, confirm, step, submitPageForm, usernameOf, userOf } from "./steps.ts";
 
 export type { Session, SessionOptions } from "./fetchData.ts";
-
-// ---------------------------------------------------------------------------------------------
-// Errors that say which step failed, for whom, and what was seen
-// ---------------------------------------------------------------------------------------------
-
-/**
- * A user's step failed. `url`, `status` and `excerpt` say what the server answered, when it did:
- * the page that lacks the step's effect, or the error page of the cause.
- */
-export class StepError extends Error {
-  readonly url?: string;
-  readonly status?: number;
-  readonly excerpt?: string;
-  constructor(readonly step: string, readonly user: string, reason: string, cause?: unknown, page?: Page) {
-    super(`Cannot ${step} as ${user}: ${reason}`, { cause });
-    this.name = "StepError";
-    const answer = page ?? (cause instanceof HttpError ? cause.page : undefined);
-    if (answer) {
-      this.url = answer.url;
-      this.status = answer.status;
-      this.excerpt = excerpt(answer, 500);
-    } else if (cause instanceof RequestError) {
-      this.url = cause.url;
-    }
-  }
-}
-
-const users = new WeakMap<Session, string>();
-
-/** Who a session acts as, for messages: `"alice"`, or `an anonymous visitor`. */
-export function userOf(session: Session): string {
-  const name = users.get(session);
-  return name ? JSON.stringify(name) : "an anonymous visitor";
-}
-
-/** What the forum said on an error page: its `<p class="error">`, else the page's text. */
-function serverMessage(page: Page): string {
-  return queryAll(page, "//html:p[@class='error']")[0] || excerpt(page, 200);
-}
-
-function reasonOf(cause: unknown): string {
-  if (cause instanceof HttpError) {
-    return `the server answered ${cause.status} ${cause.statusText}: "${
-      serverMessage(cause.page)
-    }" (${cause.method} ${cause.url})`;
-  }
-  return cause instanceof Error ? cause.message : String(cause);
-}
-
-/** Runs a step as `who` (default: whoever the session is logged in as); any failure becomes a StepError. */
-async function step<T>(session: Session, what: string, action: () => Promise<T>, who = userOf(session)): Promise<T> {
-  try {
-    return await action();
-  } catch (cause) {
-    if (cause instanceof StepError) throw cause;
-    throw new StepError(what, who, reasonOf(cause), cause);
-  }
-}
-
-/** Throws a StepError unless `ok`: the action was answered, but its effect is not on the page. */
-function confirm(ok: boolean, what: string, who: string, seen: string, page: Page): void {
-  if (!ok) throw new StepError(what, who, `${seen} (${page.url})`, undefined, page);
-}
+export { StepError } from "./steps.ts";
 
 /** Submits the page's form of class `kind`, or says plainly that the page offers none (not logged in, say). */
-async function submit(
-  session: Session,
-  page: Page,
-  kind: string,
-  values: Record<string, string>,
-  what: string,
-  who = userOf(session),
-): Promise<Page> {
-  try {
-    return await submitForm(session, page, `//html:form[@class='${kind}']`, values);
-  } catch (error) {
-    if (error instanceof FormNotFoundError) confirm(false, what, who, `the page offers no form to ${what}`, page);
-    throw error;
-  }
+function submit(session: Session, page: Page, kind: string, values: Params, what: string, who?: string): Promise<Page> {
+  return submitPageForm(session, page, `//html:form[@class='${kind}']`, values, what, who);
 }
 
 function idFrom(url: string, what: string): number {
@@ -169,7 +92,7 @@ function confirmLoggedIn(session: Session, page: Page, username: string, what: s
   const shown = queryAll(page, "//html:span[@class='user']");
   const seen = `the page shows ${shown.length ? `"${shown[0]}"` : "nobody"} logged in`;
   confirm(shown.length === 1 && shown[0] === username, what, JSON.stringify(username), seen, page);
-  users.set(session, username);
+  actAs(session, username);
 }
 
 /** Logs out; confirms the forum no longer shows the user as logged in. */
@@ -178,7 +101,7 @@ export function logout(session: Session): Promise<void> {
     const after = await submit(session, await fetchPage(session, ""), "logout", {}, "log out");
     const shown = queryAll(after, "//html:span[@class='user']").length;
     confirm(shown === 0, "log out", userOf(session), "the page still shows a user logged in", after);
-    users.delete(session);
+    actAs(session, null);
   });
 }
 
@@ -433,7 +356,7 @@ export function postToExistingThread(
     const threads = await getActiveThreadIds(session, forumId);
     if (threads.length === 0) throw new Error(`forum ${forumId} has no threads to reply to`);
     const threadId = threads[Math.floor(random() * threads.length)];
-    const author = users.get(session) ?? "";
+    const author = usernameOf(session) ?? "";
     const body = `Reply ${Math.floor(random() * 1e12).toString(36)} from ${author}`;
     return { threadId, postId: await postReply(session, threadId, body), body, author };
   });
@@ -445,8 +368,83 @@ export async function createNewThread(
   forumId: number,
   random: () => number = Math.random,
 ): Promise<Written> {
-  const author = users.get(session) ?? "";
+  const author = usernameOf(session) ?? "";
   const title = `Thread ${Math.floor(random() * 1e12).toString(36)} by ${author}`;
   const body = `Started by ${author}.`;
   return { threadId: await createThread(session, forumId, title, body), title, body, author };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The end state: is every write a load test counted on the forum, and did the counts move by that?
+// ---------------------------------------------------------------------------------------------
+
+/** A forum's counts as its pages state them: each thread's posts, by id, and the forum's thread count. */
+export interface ForumCounts {
+  postCounts: [threadId: number, posts: number][];
+  statedThreads: number;
+}
+
+/** The forum's counts now (JSON-able: a load test reads them before its users start). */
+export async function getForumCounts(session: Session, forumId: number): Promise<ForumCounts> {
+  return {
+    postCounts: [...await getPostCounts(session, forumId)],
+    statedThreads: await getStatedNumThreads(session, forumId),
+  };
+}
+
+/**
+ * What is wrong with the forum against what was written since `before`, a line each (none: nothing lost).
+ * Reads back every thread written to and finds each write by its content (title, body, author), so that
+ * runs sharing a forum each check only their own. The counts must have moved by what was written: exactly
+ * when `exact` (the only writer), by at least that otherwise (nothing is ever deleted, so fewer is a loss).
+ */
+export async function findLostWrites(
+  session: Session,
+  forumId: number,
+  before: ForumCounts,
+  writes: Written[],
+  exact: boolean,
+): Promise<string[]> {
+  const after = await getPostCounts(session, forumId);
+  const findings: string[] = [];
+  const created = new Map(writes.filter((w) => w.postId === undefined).map((w) => [w.threadId, w]));
+  const repliesTo = new Map<number, Written[]>();
+  for (const w of writes) {
+    if (w.postId !== undefined) repliesTo.set(w.threadId, [...repliesTo.get(w.threadId) ?? [], w]);
+  }
+  const threadIds = [...new Set(writes.map((w) => w.threadId))];
+  const readers = Array.from({ length: Math.min(20, threadIds.length) }, async () => {
+    for (let id = threadIds.pop(); id !== undefined; id = threadIds.pop()) {
+      const thread = await readThread(session, id);
+      const written = created.get(id);
+      const first = thread.posts[0];
+      if (
+        written && (thread.title !== written.title || first?.body !== written.body || first.author !== written.author)
+      ) {
+        findings.push(`thread ${id} is missing or changed`);
+      }
+      const posts = new Map(thread.posts.map((p) => [p.id, p]));
+      for (const reply of repliesTo.get(id) ?? []) {
+        const shown = posts.get(reply.postId!);
+        if (shown?.body !== reply.body || shown.author !== reply.author) {
+          findings.push(`reply ${reply.postId} to thread ${id} is missing or changed`);
+        }
+      }
+    }
+  });
+  await Promise.all(readers);
+  const disagrees = (expected: number, shown: number) => shown < expected || (exact && shown > expected);
+  const postsBefore = new Map(before.postCounts);
+  for (const [threadId, shown] of after) {
+    const expected = (postsBefore.get(threadId) ?? 0) + (repliesTo.get(threadId)?.length ?? 0) +
+      (created.has(threadId) ? 1 : 0);
+    if (disagrees(expected, shown)) findings.push(`thread ${threadId} shows ${shown} posts, ${expected} expected`);
+  }
+  for (const id of created.keys()) if (!after.has(id)) findings.push(`thread ${id} is not listed on the forum`);
+  const statedThreads = await getStatedNumThreads(session, forumId);
+  const expectedThreads = before.statedThreads + created.size;
+  if (disagrees(expectedThreads, statedThreads)) {
+    findings.push(`the forum states ${statedThreads} threads, ${expectedThreads} expected`);
+  }
+  return findings;
 }

@@ -1,7 +1,8 @@
 /**
- * The load test as a Kubernetes Indexed Job: N pods, each given its index by Kubernetes
- * (JOB_COMPLETION_INDEX), each running scripts/load.ts on its share of the users, all beginning at one
- * moment fixed when the manifest is made, each printing its results as the last line of its log.
+ * A load run as a Kubernetes Indexed Job: N pods, each given its index by Kubernetes
+ * (JOB_COMPLETION_INDEX), each running the scenario's own file on its share of the users, all beginning
+ * at one moment fixed when the manifest is made, each printing its results as the last line of its log.
+ * Secrets (a password in a URL) never enter the YAML: the pods read them from a Kubernetes Secret.
  *
  *   npx tsx scripts/load.ts --kubernetes-job --url http://forum.example/myapp/ --users 3000 --instances 3 > job.yaml
  *   kubectl apply -f job.yaml
@@ -9,28 +10,41 @@
  * No operator: an Indexed Job (batch/v1, completionMode: Indexed) is plain Kubernetes since 1.24.
  */
 
-/** What the manifest needs: the run's name, how many pods, their image, and the load script's arguments. */
+/** What the manifest needs: the run's name, how many pods, their image, and the scenario's command. */
 export interface JobPlan {
-  /** The run's name (--instance): the Job is tierload-<run>, pod k's users are load_user_<run>-<k>_<i>. */
+  /** The run's name (--instance): the Job is tierload-<run>, pod k's users are <run>-<k>_<i>. */
   run: string;
   instances: number;
   image: string;
-  /** scripts/load.ts's arguments, the same for every pod (the index comes from the environment). */
+  /** The scenario's file, relative to the image's working directory (the repository's root). */
+  script: string;
+  /** Its arguments, the same for every pod (the index comes from the environment). */
   args: string[];
+  /** Options whose values are secret, read by the pods from the environment, filled from a Kubernetes Secret. */
+  secrets: { env: string; key: string; shown: string }[];
   /** Resources each pod asks for, from the users it runs. */
   cpu: string;
   memory: string;
 }
 
-/** The command every pod runs from the image's working directory, the repository's root. */
-export const POD_COMMAND = ["npx", "tsx", "scripts/load.ts"];
+/** How every pod runs a scenario's file, from the image's working directory. */
+export const POD_RUNTIME = ["npx", "tsx"];
 /** Where the Containerfile puts the project. */
 export const POD_WORKDIR = "/app";
+
+/**
+ * Text as Kubernetes passes it to a container's arguments unchanged: it expands `$(VAR)` and turns `$$`
+ * into `$`, so every `$` is doubled.
+ */
+export function literalArgument(text: string): string {
+  return text.replaceAll("$", "$$$$");
+}
 
 /** The multi-document YAML for `plan`: the Job, with a comment saying how to run it and merge its logs. */
 export function jobManifest(plan: JobPlan): string {
   const name = `tierload-${plan.run}`.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63).replace(/-+$/, "");
   const labels = { "app.kubernetes.io/name": "tierload", "tierload/run": name };
+  const secret = `${name}-secrets`.slice(0, 63);
   const job = {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -51,9 +65,12 @@ export function jobManifest(plan: JobPlan): string {
             image: plan.image,
             imagePullPolicy: "IfNotPresent",
             workingDir: POD_WORKDIR,
-            command: POD_COMMAND,
-            args: plan.args,
-            env: [{ name: "NODE_ENV", value: "production" }],
+            command: [...POD_RUNTIME, plan.script],
+            args: plan.args.map(literalArgument),
+            env: [
+              { name: "NODE_ENV", value: "production" },
+              ...plan.secrets.map((s) => ({ name: s.env, valueFrom: { secretKeyRef: { name: secret, key: s.key } } })),
+            ],
             resources: {
               requests: { cpu: plan.cpu, memory: plan.memory },
               limits: { memory: plan.memory },
@@ -64,14 +81,24 @@ export function jobManifest(plan: JobPlan): string {
       },
     },
   };
-  return [
-    `# tierload: ${plan.instances} pods of scripts/load.ts, started together. Apply, wait, merge the logs:`,
+  const createSecret = plan.secrets.length
+    ? [
+      `# First the Secret the pods read ${
+        plan.secrets.map((s) => s.env).join(", ")
+      } from (put the real passwords for ***):`,
+      `#   kubectl create secret generic ${secret} ${
+        plan.secrets.map((s) => `--from-literal=${s.key}=${shellQuote(s.shown)}`).join(" ")
+      }`,
+    ]
+    : [];
+  const comments = [
+    `# tierload: ${plan.instances} pods of ${plan.script}, started together. Apply, wait, merge the logs:`,
+    ...createSecret,
     `#   kubectl apply -f job.yaml`,
     `#   kubectl wait --for=condition=complete --timeout=2h job/${name}`,
-    `#   kubectl logs -l job-name=${name} --tail=-1 | npx tsx scripts/load.ts --merge - --report all.html`,
-    "---",
-    toYaml(job),
-  ].join("\n");
+    `#   kubectl logs -l job-name=${name} --tail=-1 | npx tsx ${plan.script} --merge - --report all.html`,
+  ];
+  return [...comments.map(oneLine), "---", toYaml(job)].join("\n");
 }
 
 /**
@@ -93,9 +120,31 @@ export function toYaml(value: unknown, indent = ""): string {
       isBlock(v) ? `${indent}${key}:\n${toYaml(v, indent + "  ")}` : `${indent}${key}: ${toYaml(v, indent + "  ")}`
     ).join("\n");
   }
-  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "string") return yamlString(value);
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   throw new Error(`toYaml: cannot write ${value === null ? "null" : typeof value}`);
+}
+
+/**
+ * A double-quoted YAML string: JSON's escapes, which YAML shares, and \u escapes for what YAML does not allow
+ * as is (DEL, the C1 controls, NEL, U+FEFF, U+FFFE, U+FFFF, the line and paragraph separators).
+ */
+function yamlString(text: string): string {
+  return JSON.stringify(text).replace(
+    /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** A comment line stays one line: no newline or control character of an option's text can end it. */
+function oneLine(line: string): string {
+  // deno-lint-ignore no-control-regex -- the point is to find them
+  return line.replace(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/g, "?");
+}
+
+/** `text` as one word for a POSIX shell. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 function isBlock(value: unknown): boolean {

@@ -17,8 +17,9 @@ import { escapeHtml } from "./web.ts";
 /** What was run, against what. */
 function headline(r: Results): string {
   const s = r.settings;
-  return `tierload: ${s.users} users x ${s.actions} actions (reply share ${s.replyShare}) against ${s.url}${
-    s.embedded ? " (the reference forum)" : ""
+  const about = s.about ? ` (${s.about})` : "";
+  return `tierload: ${s.users} users x ${s.actions} actions${about} against ${s.url}${
+    s.embedded ? ` (${s.app ?? "started for this run"})` : ""
   }`;
 }
 
@@ -92,26 +93,24 @@ function postgresSentence(r: Results): string {
   }${held}`;
 }
 
-/** The nothing-lost check's finding, and whether it is a bad one; a check that did not run found nothing. */
-function nothingLostSentence(r: Results): { text: string; bad: boolean } {
-  const n = r.nothingLost;
-  if (!n) return { text: "Nothing lost: not checked", bad: true };
-  if (!n.checked) return { text: `Nothing lost: not checked (${n.note})`, bad: true };
-  const how = n.counts === "exact"
-    ? "exactly that (the run was the forum's only writer)"
-    : "at least that (others may write to this forum too, so counts are a lower bound)";
-  if (n.ok) {
-    return {
-      text: `Nothing lost: all ${n.threadsCreated} threads and ${n.repliesPosted} replies the run counted are on the ` +
-        `forum as written, and its counts moved by ${how}; ${n.statedThreads.shown} threads`,
-      bad: false,
-    };
-  }
+/** The end-state check's finding, and whether it is a bad one; a check that did not run found nothing. */
+function checkSentence(r: Results): { text: string; bad: boolean } {
+  const c = r.check;
+  if (!c) return { text: "End state: not checked (the scenario has no end-state check)", bad: false };
+  if (!c.checked) return { text: `${c.name}: not checked (${c.note})`, bad: true };
+  const how = c.counts === "exact"
+    ? "exactly that (the run was the application's only writer)"
+    : "at least that (others may write to it too, so counts are a lower bound)";
+  const filled = c.summary.replace(
+    /\{(\w+)\}/g,
+    (_, key) => key === "how" ? how : String(c.counted[key] ?? `{${key}}`),
+  );
+  if (c.ok) return { text: `${c.name}: ${filled}`, bad: false };
+  const more = c.findings.length > 5 ? `; and ${c.findings.length - 5} more` : "";
   return {
-    text: `LOST OR MISCOUNTED: ${n.missingThreads.length} threads and ${n.missingReplies.length} replies of the ` +
-      `${n.threadsCreated} and ${n.repliesPosted} the run counted are missing or changed, ${n.countDifferences.length} ` +
-      `threads' post counts and the thread count ${n.statedThreads.shown} (${n.statedThreads.expected} expected) ` +
-      `checked for ${how}${n.note ? `; ${n.note}` : ""}`,
+    text: `${c.name.toUpperCase()}: FAILED, counted ${c.counts === "exact" ? "exactly" : "at least"}: ${
+      c.findings.slice(0, 5).join("; ")
+    }${more}${c.note ? `; ${c.note}` : ""}`,
     bad: true,
   };
 }
@@ -142,7 +141,7 @@ function generatorSentences(r: Results): { text: string; bad: boolean }[] {
       : []),
     ...(g.saturated
       ? [{
-        text: "SATURATED: the generator itself was the bottleneck, so its latencies measure it, not the forum",
+        text: "SATURATED: the generator itself was the bottleneck, so its latencies measure it, not the application",
         bad: true,
       }]
       : []),
@@ -190,15 +189,17 @@ function failuresOf(r: Results) {
 // Text
 // ---------------------------------------------------------------------------------------------
 
-/** The report a person reads: headline, per-action table, PostgreSQL, nothing lost, generator, verdict. */
+/** The report a person reads: headline, per-action table, PostgreSQL, the end-state check, generator, verdict. */
 export function formatReport(r: Results): string {
   const widths = [7, 8, 8, 9, 9, 9, 9, 9];
+  const rows = rowsOf(r).map(([name, a]) => [(a.kind === "page" ? "  " : "") + name, a] as const);
+  const nameWidth = Math.max(22, ...rows.map(([name]) => name.length + 2));
   const line = (name: string, values: string[]) =>
-    name.padEnd(22) + values.map((v, i) => v.padStart(widths[i])).join("");
+    name.padEnd(nameWidth) + values.map((v, i) => v.padStart(widths[i])).join("");
   const lines = [headline(r), requestsSentence(r), "", line("", COLUMNS) + "  ms"];
-  for (const [name, a] of rowsOf(r)) lines.push(line((a.kind === "page" ? "  " : "") + name, cells(a)));
+  for (const [name, a] of rows) lines.push(line(name, cells(a)));
   lines.push("", thresholdsSentence(r), ...instancesSentences(r).map((s) => s.text));
-  lines.push(postgresSentence(r), nothingLostSentence(r).text);
+  lines.push(postgresSentence(r), checkSentence(r).text);
   lines.push(...generatorSentences(r).map((s, i) => (i > 0 && s.text.startsWith("SATURATED") ? "  " : "") + s.text));
   const failures = failuresOf(r);
   if (failures.length) {
@@ -219,15 +220,15 @@ export function formatReport(r: Results): string {
 /** Done/total actions with percent and ETA, users active, and the last `window` seconds' rate, failures and p99. */
 export function progressLine(
   progress: Progress,
-  options: { users: number; actions: number },
+  plan: { users: number; steps: number },
   started: number,
 ): string {
   const elapsed = (Date.now() - started) / 1000;
-  const total = options.users * (2 + options.actions);
+  const total = plan.users * plan.steps;
   const { done, failed } = progress;
   const eta = done > 0 && done < total ? `, ETA ${duration((elapsed * (total - done)) / done)}` : "";
   return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
-    `${progress.activeUsers}/${options.users} | ${progress.requestsPerSecond.toFixed(0)} req/s | ${failed} failed | ` +
+    `${progress.activeUsers}/${plan.users} | ${progress.requestsPerSecond.toFixed(0)} req/s | ${failed} failed | ` +
     `p99 ${progress.p99 === null ? "-" : progress.p99.toFixed(0)} ms | PostgreSQL ${progress.pgBackends}`;
 }
 
@@ -463,7 +464,7 @@ instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", ")
 ${item({ text: verdictSentence(r), bad: verdictWord(r) !== "PASS" })}
 ${item({ text: thresholdsSentence(r), bad: false })}
 ${instancesSentences(r).map(item).join("\n")}
-${item(nothingLostSentence(r))}
+${item(checkSentence(r))}
 ${item({ text: postgresSentence(r), bad: false })}
 ${generatorSentences(r).map(item).join("\n")}
 </ul>

@@ -1,7 +1,7 @@
 /**
- * What a load run measures, and its JSON: the recorder the users' loop feeds, the samplers that watch
- * the generator, the machine and PostgreSQL, one builder of Results for a run and for a merge of
- * several, and the judge that turns Results into a verdict.
+ * What a load run measures, and its JSON: the recorder the users' loop feeds, one builder of Results for
+ * a run and for a merge of several, and the judge that turns Results into a verdict. (The samplers that
+ * watch the machine and PostgreSQL are lib/samplers.ts; reading saved results back, lib/results-file.ts.)
  *
  *   const recorder = new Recorder();
  *   await recorder.action("reply", () => postToExistingThread(session, forumId));
@@ -10,27 +10,17 @@
  * Latencies are kept in HDR histograms (microseconds, three significant digits), which the JSON keeps
  * compressed so that instances merge exactly.
  */
-import { readFileSync } from "node:fs";
-import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import * as hdr from "hdr-histogram-js";
-import pg from "pg";
 import type { RequestRecord } from "./fetchData.ts";
+import { histogram, microseconds } from "./histogram.ts";
+import type { LoopLoad } from "./samplers.ts";
 
 /** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
 export const BUSY_SHARE = 0.9;
 /** Failures kept per action and page load, with their pages, for the report. */
 const FAILURES_KEPT = 5;
 
-/** Latencies in microseconds, up to an hour; `packed` for the many small per-second histograms. */
-function histogram(packed = false) {
-  return hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 3_600_000_000,
-    numberOfSignificantValueDigits: packed ? 2 : 3,
-    bitBucketSize: packed ? "packed" : 32,
-  });
-}
 type Histogram = ReturnType<typeof histogram>;
 
 export interface Failure {
@@ -63,8 +53,6 @@ interface Second {
   pgBackends: number;
 }
 
-const microseconds = (ms: number) => Math.max(1, Math.round(ms * 1000));
-
 /** Everything a run measures, as it happens. */
 export class Recorder {
   readonly metrics = new Map<string, Metric>();
@@ -93,12 +81,9 @@ export class Recorder {
     return second;
   }
 
-  /** A session observer recording each page load, named by method and path under `baseUrl`. */
-  requestObserver(baseUrl: string): (record: RequestRecord) => void {
+  /** A session observer (tier 3's `onRequest`) recording each page load under its name. */
+  requestObserver(): (record: RequestRecord) => void {
     return (record) => {
-      const path = record.url.startsWith(baseUrl)
-        ? record.url.slice(baseUrl.length).split(/[?#]/)[0]
-        : new URL(record.url).pathname.slice(1);
       const failed = record.error !== undefined || record.status >= 400;
       const failure = failed
         ? {
@@ -108,7 +93,7 @@ export class Recorder {
           status: record.status || undefined,
         }
         : undefined;
-      this.add(`${record.method} /${path}`, "page", record.ms, failure);
+      this.add(record.name, "page", record.ms, failure);
       const second = this.second();
       second.requests++;
       if (failed) second.errors++;
@@ -190,97 +175,6 @@ function failureOf(error: unknown): Failure {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Samplers: the machine, the generator's event loop, PostgreSQL's client backends
-// ---------------------------------------------------------------------------------------------
-
-/** Answers, when called, the share of the machine's CPU time that was busy since this call. */
-export function watchMachine(): () => number {
-  const totals = () =>
-    cpus().reduce((t, { times }) => {
-      const busy = times.user + times.nice + times.sys + times.irq;
-      return { busy: t.busy + busy, all: t.all + busy + times.idle };
-    }, { busy: 0, all: 0 });
-  const start = totals();
-  return () => {
-    const end = totals();
-    return end.all > start.all ? (end.busy - start.busy) / (end.all - start.all) : 0;
-  };
-}
-
-/** How one thread's event loop fared: its lag, and the share of the time it was busy (null where unmeasured). */
-export interface LoopLoad {
-  eventLoopLagP99Ms: number;
-  eventLoopLagMaxMs: number;
-  /** The event loop's utilization; Deno does not measure it (it answers zeros), so null there. */
-  busyShare: number | null;
-}
-
-/**
- * Event-loop lag (how late a 100 ms timer fires) and utilization, of the thread that calls it. High lag
- * or near-full utilization means the generator, not the app, is slow.
- */
-export function watchEventLoop(): { stop(): LoopLoad } {
-  const lag = histogram();
-  const utilization = performance.eventLoopUtilization();
-  let expected = performance.now() + 100;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    lag.recordValue(microseconds(now - expected));
-    expected = now + 100;
-  }, 100);
-  return {
-    stop() {
-      clearInterval(timer);
-      const used = performance.eventLoopUtilization(utilization);
-      return {
-        eventLoopLagP99Ms: lag.getValueAtPercentile(99) / 1000,
-        eventLoopLagMaxMs: lag.maxValue / 1000,
-        busyShare: used.idle + used.active > 0 ? used.utilization : null,
-      };
-    },
-  };
-}
-
-export interface PgSampler {
-  maxConnections: number;
-  peak: number;
-  error?: string;
-  stop(): Promise<void>;
-}
-
-/** Counts client backends in pg_stat_activity five times a second (its own connection excluded). */
-export async function samplePostgres(databaseUrl: string, recorder: Recorder): Promise<PgSampler> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  client.on("error", () => {});
-  await client.connect();
-  let busy: Promise<void> = Promise.resolve();
-  let sampling = false;
-  const timer = setInterval(() => {
-    if (sampling) return;
-    sampling = true;
-    busy = client.query(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-    ).then((result) => {
-      recorder.pgBackends = result.rows[0].n;
-      sampler.peak = Math.max(sampler.peak, recorder.pgBackends);
-      recorder.second();
-    }, (error) => {
-      sampler.error ??= error.message;
-    }).finally(() => sampling = false);
-  }, 200);
-  const sampler: PgSampler = {
-    maxConnections: Number((await client.query("SHOW max_connections")).rows[0].max_connections),
-    peak: 0,
-    async stop() {
-      clearInterval(timer);
-      await busy;
-      await client.end().catch(() => {});
-    },
-  };
-  return sampler;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Results: the JSON, built once for a run or a merge, and judged
 // ---------------------------------------------------------------------------------------------
 
@@ -297,44 +191,53 @@ export interface Summary {
 }
 
 /**
- * The nothing-lost check: every thread and reply the run counted as a success is on the forum, as it was
- * written (title, body, author), and the forum's counts moved by what the run wrote: exactly, where the
- * run was the forum's only writer (the reference forum it started), and by at least that elsewhere
- * (another instance, or real users, may write too; nothing is ever deleted).
+ * A scenario's end-state check, as the results keep it: is the application's state what the run says it
+ * did? Exactly, where the run was the application's only writer (an application the tool started, one
+ * instance), or at least, elsewhere (another instance, or real users, may write too).
  */
-export interface NothingLost {
-  /** False when the check could not run (the forum was gone, say): then `note` says why, and nothing was found. */
+export interface EndCheck {
+  /** What the check is called in the report: "Nothing lost". */
+  name: string;
+  /** False when the check could not run (the application was gone, say): then `note` says why. */
   checked: boolean;
   ok: boolean;
   counts: "exact" | "at least";
-  threadsCreated: number;
-  repliesPosted: number;
-  missingThreads: number[];
-  missingReplies: { threadId: number; postId: number }[];
-  countDifferences: { threadId: number; expected: number; shown: number }[];
-  /** The forum's stated thread count after the run; shown is null when it could not be read. */
-  statedThreads: { expected: number; shown: number | null };
+  /** What the run counted, by kind (`{ threads: 12, replies: 108 }`): these add up in a merge. */
+  counted: Record<string, number>;
+  /**
+   * The finding when it passed, `{kind}` standing for each counted number and `{how}` for the tool's words
+   * on exact or at-least counts: "all {threads} threads the run counted are on the forum, counted {how}".
+   */
+  summary: string;
+  /** What is wrong, a line each (the first 20 are kept). */
+  findings: string[];
   note?: string;
 }
 
-/** The run's settings as the JSON keeps them: the options, less where its own output went. */
+/**
+ * The run's settings as the JSON keeps them: the tool's options (less where its own output went), and the
+ * scenario's own options under the scenario's name (`settings.forum.replyShare`).
+ */
 export interface Settings {
+  scenario?: string;
+  /** The scenario's options in the report's headline: "reply share 0.9". */
+  about?: string;
+  /** What the report calls an application the tool started: "the reference forum". */
+  app?: string;
   users?: number;
   actions?: number;
-  replyShare?: number;
   instance?: string;
   rampUp?: number;
   thinkTime?: number;
   maxDuration?: number;
   seed?: number;
   databaseUrl?: string;
-  forum?: string;
-  pool?: number;
   timeout?: number;
   maxErrorRate?: number;
   maxP99?: number;
   url: string;
   embedded: boolean;
+  [scenarioOptions: string]: unknown;
 }
 
 export interface Thresholds {
@@ -393,7 +296,8 @@ export interface Results {
     /** With --workers above 1: each worker thread's users and event loop. */
     workers?: (LoopLoad & { users: number })[];
   };
-  nothingLost: NothingLost | null;
+  /** The scenario's end-state check; null when the scenario has none. */
+  check: EndCheck | null;
   /** Each instance: its place in a run of several started together, and when it began its users. */
   instanceDetails?: InstanceDetail[];
   /** For a merge: what was expected against what was found. */
@@ -404,10 +308,11 @@ export interface Results {
 /** One instance of a run: which of how many (--instances, --index), and its start against the planned one. */
 export interface InstanceDetail {
   instance: string;
-  /** The run it belongs to (--instance), its index in it, and how many instances the run has. */
+  /** The run it belongs to (--instance), its index in it, how many instances and users the run has in all. */
   run?: string;
   index?: number;
   of?: number;
+  users?: number;
   /** The moment planned for every instance to begin (--start-at), and how late this one began, in ms. */
   plannedStart?: number;
   startSkewMs?: number;
@@ -436,7 +341,7 @@ export interface Facts {
   timeline: Results["timeline"];
   postgres: Results["postgres"];
   generator: Omit<Results["generator"], "cpuMsPerRequest">;
-  nothingLost: NothingLost | null;
+  check: EndCheck | null;
   instanceDetails?: InstanceDetail[];
   merged?: MergeCheck;
 }
@@ -503,9 +408,9 @@ export function entriesOf(results: Pick<Results, "actions">, kind: Kind): [strin
 
 /**
  * The verdict: a run passes only when every action it attempted succeeded (or as many as
- * --max-error-rate allows), it ran to the end, no --max-p99 was breached, and the nothing-lost check
- * ran and found everything. A check that could not run fails the verdict as "not checked", never as a
- * finding.
+ * --max-error-rate allows), it ran to the end, no --max-p99 was breached, and the scenario's end-state
+ * check (where it has one) ran and passed. A check that could not run fails the verdict as "not checked",
+ * never as a finding.
  */
 function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
   const reasons: string[] = [];
@@ -535,10 +440,12 @@ function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Resul
   if (merged?.duplicates.length) {
     reasons.push(`instances found more than once (each counted once): ${merged.duplicates.join(", ")}`);
   }
-  const lost = results.nothingLost;
-  if (!lost) reasons.push("nothing-lost not checked");
-  else if (!lost.checked) reasons.push(`nothing-lost not checked: ${lost.note}`);
-  else if (!lost.ok) reasons.push("writes the run counted are missing from the forum, or its counts disagree");
+  const check = results.check;
+  if (check && !check.checked) reasons.push(`${check.name}: not checked: ${check.note}`);
+  else if (check && !check.ok) {
+    const more = check.findings.length > 3 ? `; and ${check.findings.length - 3} more` : "";
+    reasons.push(`${check.name}: the check failed: ${check.findings.slice(0, 3).join("; ")}${more}`);
+  }
   return { ok: reasons.length === 0, reasons };
 }
 
@@ -554,8 +461,14 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Merges the results of several instances: histograms and counts exactly, the timeline by second. */
-export function merge(all: Results[], thresholds: Thresholds): Results {
+/**
+ * Merges the results of several instances: histograms and counts exactly, the timeline by second. The
+ * merge judges with the thresholds the instances ran with, which must agree, unless `told` gives the
+ * thresholds to use instead (the merge's own --max-p99, --max-error-rate). Results that cannot belong to
+ * one test are refused, saying which differ: another scenario, URL or actions per user; and, within one
+ * run of several instances, another seed, or shares that do not add up to the run's users.
+ */
+export function merge(all: Results[], told: Thresholds & { given?: string[] } = {}): Results {
   if (all.length === 0) throw new Error("Nothing to merge");
   const seen = new Set<string>();
   const duplicates: string[] = [];
@@ -565,6 +478,8 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
     result.instances.forEach((instance) => seen.add(instance));
     return again.length === 0;
   });
+  refuseMismatches(unique);
+  const thresholds = mergeThresholds(unique, told);
   const details: InstanceDetail[] = unique.flatMap((r) =>
     r.instanceDetails ?? r.instances.map((instance) => ({ instance }))
   );
@@ -578,11 +493,64 @@ export function merge(all: Results[], thresholds: Thresholds): Results {
   }
   const found = details.length;
   if (expected !== null) expected += details.filter((d) => d.run === undefined).length;
+  const combined = combine(unique);
   return buildResults({
-    ...combine(unique),
+    ...combined,
+    settings: { ...combined.settings, maxP99: thresholds.maxP99, maxErrorRate: thresholds.maxErrorRate },
     instanceDetails: details,
     merged: { found, expected, missing, duplicates: [...new Set(duplicates)] },
   }, thresholds);
+}
+
+const THRESHOLDS = [["maxP99", "--max-p99"], ["maxErrorRate", "--max-error-rate"]] as const;
+
+/** The thresholds a merge judges with: the instances' own, which must agree, unless the merge is told others. */
+function mergeThresholds(all: Results[], told: Thresholds & { given?: string[] }): Thresholds {
+  const chosen: Thresholds = {};
+  for (const [key, flag] of THRESHOLDS) {
+    if (told.given?.includes(key) || (told.given === undefined && told[key] !== undefined)) {
+      chosen[key] = told[key];
+      continue;
+    }
+    const values = new Map(all.flatMap((r) => r.instances.map((i) => [i, r.settings[key]] as const)));
+    const distinct = new Set(values.values());
+    if (distinct.size > 1) {
+      const each = [...values].map(([i, v]) => `${i} ${v === undefined ? "none" : v}`).join(", ");
+      throw new Error(
+        `The instances ran with different ${flag} thresholds (${each}): give ${flag} to the merge to judge them all by one`,
+      );
+    }
+    chosen[key] = [...distinct][0] as number | undefined;
+  }
+  return chosen;
+}
+
+/** Throws, naming the field and the instances, when results cannot be parts of one test. */
+function refuseMismatches(all: Results[]): void {
+  const differ = (what: string, pick: (r: Results) => unknown, among: Results[]) => {
+    const values = new Map(among.flatMap((r) => r.instances.map((i) => [i, JSON.stringify(pick(r))] as const)));
+    if (new Set(values.values()).size > 1) {
+      const each = [...values].map(([i, v]) => `${i}: ${v ?? "none"}`).join(", ");
+      throw new Error(`Cannot merge results that differ in ${what} (${each}): they are not parts of one test`);
+    }
+  };
+  differ("scenario", (r) => r.settings.scenario, all);
+  differ("URL", (r) => r.settings.url, all);
+  differ("actions per user", (r) => r.settings.actions, all);
+  const runs = new Map<string, Results[]>();
+  for (const r of all) {
+    for (const d of r.instanceDetails ?? []) if (d.run !== undefined) runs.set(d.run, [...runs.get(d.run) ?? [], r]);
+  }
+  for (const [run, members] of runs) {
+    differ(`seed within the run ${JSON.stringify(run)}`, (r) => r.settings.seed, members);
+    differ(`the number of instances within the run ${JSON.stringify(run)}`, (r) => r.instanceDetails?.[0]?.of, members);
+    const total = members[0].instanceDetails?.[0]?.users;
+    const shares = members.reduce((n, r) => n + (r.settings.users ?? 0), 0);
+    const complete = members.length === members[0].instanceDetails?.[0]?.of;
+    if (total !== undefined && (shares > total || (complete && shares !== total))) {
+      throw new Error(`The instances of the run ${JSON.stringify(run)} ran ${shares} users in all, not its ${total}`);
+    }
+  }
 }
 
 /** The instance name of index `index` in a run of several started together: users are load_user_<name>_<i>. */
@@ -606,7 +574,6 @@ export function combine(all: Results[]): Facts {
     }
   }
   const timeline = mergeTimelines(all.map((r) => r.timeline));
-  const lost = all.map((r) => r.nothingLost).filter((n): n is NothingLost => n !== null);
   const worst = (pick: (g: Results["generator"]) => number) => Math.max(...all.map((r) => pick(r.generator)));
   return {
     settings: { ...all[0].settings, users: all.reduce((n, r) => n + (r.settings.users ?? 0), 0) },
@@ -631,20 +598,37 @@ export function combine(all: Results[]): Facts {
       cores: all[0].generator.cores,
       machineBusyShare: worst((g) => g.machineBusyShare),
     },
-    nothingLost: lost.length < all.length ? null : {
-      checked: lost.every((n) => n.checked),
-      ok: lost.every((n) => n.ok),
-      counts: lost.length === 1 ? lost[0].counts : "at least",
-      threadsCreated: lost.reduce((n, l) => n + l.threadsCreated, 0),
-      repliesPosted: lost.reduce((n, l) => n + l.repliesPosted, 0),
-      missingThreads: lost.flatMap((l) => l.missingThreads),
-      missingReplies: lost.flatMap((l) => l.missingReplies),
-      countDifferences: lost.flatMap((l) => l.countDifferences),
-      statedThreads: lost[lost.length - 1].statedThreads,
-      note: lost.length > 1
-        ? ["each instance checked its own writes", ...lost.map((l) => l.note).filter(Boolean)].join("; ")
-        : lost[0].note,
-    },
+    check: combineChecks(all.map((r) => r.check)),
+  };
+}
+
+/**
+ * The instances' end-state checks as one: each instance checked its own writes, so counts add up and the
+ * counts are "at least" (others wrote too); an instance without the check the others have was not checked.
+ */
+function combineChecks(checks: (EndCheck | null)[]): EndCheck | null {
+  const present = checks.filter((c): c is EndCheck => c !== null);
+  if (present.length === 0) return null;
+  if (checks.length === 1) return present[0];
+  const counted: Record<string, number> = {};
+  for (const check of present) {
+    for (const [kind, n] of Object.entries(check.counted)) counted[kind] = (counted[kind] ?? 0) + n;
+  }
+  const unchecked = checks.length - present.length;
+  const notes = [
+    "each instance checked its own writes",
+    ...(unchecked ? [`${unchecked} of ${checks.length} instances have no end-state check`] : []),
+    ...present.map((c) => c.note).filter(Boolean),
+  ];
+  return {
+    name: present[0].name,
+    checked: unchecked === 0 && present.every((c) => c.checked),
+    ok: present.every((c) => c.ok),
+    counts: "at least",
+    counted,
+    summary: present[0].summary,
+    findings: present.flatMap((c) => c.findings).slice(0, 20),
+    note: notes.join("; "),
   };
 }
 
@@ -673,82 +657,4 @@ export function mergeTimelines(timelines: Results["timeline"][]): Results["timel
     t.pgBackends = Math.max(t.pgBackends, point.pgBackends);
   }
   return [...merged.values()].sort((a, b) => a.t - b.t);
-}
-
-/**
- * Results read back for `--merge`: a file saved by `--json FILE`, or text in which each results line is
- * one JSON line (`--json -`, as pods log it; `kubectl logs` of several pods, stdin as "-"). Other lines
- * are ignored; every problem is named with its source, line and field.
- */
-export function readResultsFrom(source: string): Results[] {
-  const name = source === "-" ? "standard input" : source;
-  let text: string;
-  try {
-    text = readFileSync(source === "-" ? 0 : source, "utf8");
-  } catch (error) {
-    throw new Error(`Cannot read results from ${name}: ${(error as Error).message}`);
-  }
-  const whole = parseJson(text);
-  if (whole !== undefined) return [validated(whole, name)];
-  const found = text.split("\n").flatMap((line, i) => {
-    if (!line.startsWith("{") || !line.includes('"tool":"tierload"')) return [];
-    const parsed = parseJson(line);
-    if (parsed === undefined) throw new Error(`${name} line ${i + 1} is a results line cut short or corrupted`);
-    return [validated(parsed, `${name} line ${i + 1}`)];
-  });
-  if (found.length === 0) {
-    throw new Error(
-      `${name} holds no tierload results: neither a results file (--json FILE) nor log lines of --json -`,
-    );
-  }
-  return found;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function validated(parsed: unknown, where: string): Results {
-  const r = parsed as Results;
-  if (r?.tool !== "tierload" || r.format !== 1) {
-    throw new Error(`${where} is not a tierload results file (format 1): it lacks "tool": "tierload" and "format": 1`);
-  }
-  const problems = resultProblems(r);
-  if (problems.length) throw new Error(`${where} is not valid tierload results: ${problems.join("; ")}`);
-  return r;
-}
-
-function resultProblems(r: Results): string[] {
-  const problems: string[] = [];
-  const expect = (ok: boolean, field: string, what: string) => ok || problems.push(`${field} must be ${what}`);
-  const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
-  const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
-  expect(isObject(r.settings) && typeof r.settings.url === "string", "settings.url", "a string");
-  expect(Array.isArray(r.instances) && r.instances.every((i) => typeof i === "string"), "instances", "a list of names");
-  for (const field of ["startedAt", "endedAt", "wallSeconds"] as const) expect(isNumber(r[field]), field, "a number");
-  expect(Array.isArray(r.timeline), "timeline", "a list");
-  expect(isObject(r.postgres) && isNumber(r.postgres.peakBackends), "postgres.peakBackends", "a number");
-  expect(isObject(r.generator) && isNumber(r.generator.cpuSeconds), "generator.cpuSeconds", "a number");
-  if (!expect(isObject(r.actions), "actions", "an object")) return problems;
-  for (const [name, a] of Object.entries(r.actions)) {
-    const at = `actions[${JSON.stringify(name)}]`;
-    if (!expect(isObject(a), at, "an object")) continue;
-    expect(a.kind === "action" || a.kind === "page", `${at}.kind`, '"action" or "page"');
-    expect(isNumber(a.count) && isNumber(a.errors), `${at}.count and .errors`, "numbers");
-    expect(Array.isArray(a.failures), `${at}.failures`, "a list");
-    expect(holdsCount(a.histogram, a.count), `${at}.histogram`, "an HDR histogram (compressed, base64) of its count");
-  }
-  return problems;
-}
-
-function holdsCount(histogram: unknown, count: number): boolean {
-  try {
-    return typeof histogram === "string" && hdr.decodeFromCompressedBase64(histogram).totalCount === count;
-  } catch {
-    return false;
-  }
 }

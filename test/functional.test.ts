@@ -2,7 +2,11 @@
 // that point at the fault, on forums with planted bugs. A suite that cannot fail proves nothing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cases, describeFailure, formatJunit, type Result, runCases } from "../scripts/functional.ts";
+import type { Result } from "../lib/tierload.ts";
+import { forum as suite } from "../scripts/functional.ts";
+
+const { cases, describeFailure, formatJunit } = suite;
+const runCases = suite.run;
 import type { Fault, RunningForum } from "../scripts/forum-server.ts";
 import { runScript, startTestForum as start } from "./helpers.ts";
 

@@ -36,6 +36,8 @@ export interface StartOptions {
   timeoutMs?: number;
   /** Added to this process's environment. */
   env?: Record<string, string>;
+  /** The directory it runs in (default: this process's). */
+  cwd?: string;
   /** Written to its standard input, which then closes. */
   input?: string;
 }
@@ -49,6 +51,7 @@ export function startCommand(command: string[], options: StartOptions = {}): Run
   const child = spawn(argv[0], argv.slice(1), {
     stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     detached: options.group,
+    cwd: options.cwd,
     env: { ...process.env, ...options.env },
   });
   if (options.input !== undefined) child.stdin!.end(options.input);

@@ -96,7 +96,7 @@ describe("a Kubernetes Indexed Job, rehearsed", () => {
     }
     assert.equal(all.settings.users, 10);
     assert.deepEqual(all.merged, { found: 3, expected: 3, missing: [], duplicates: [] });
-    assert.equal(all.nothingLost?.repliesPosted, results.reduce((n, r) => n + r.nothingLost!.repliesPosted, 0));
+    assert.equal(all.check?.counted.replies, results.reduce((n, r) => n + r.check!.counted.replies, 0));
     assert.match(merged.stderr, /Instances: 3 merged of 3 the run had/);
     assert.match(merged.stderr, /Start skew against the planned .*: kube-0 [+-]\d+\.\d\d s, kube-1 /);
     assert.match(merged.stderr, /\nVerdict: PASS\n/);

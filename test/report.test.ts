@@ -9,7 +9,8 @@ import { pathToFileURL } from "node:url";
 import { evaluateXPath, parseHtml } from "../lib/html.ts";
 import { renderReport } from "../lib/report.ts";
 import type { Results } from "../lib/results.ts";
-import { parseOptions, runLoad } from "../scripts/load.ts";
+import { parseLoadOptions, runLoad } from "../lib/tierload.ts";
+import forumScenario from "../scripts/load.ts";
 import { startTestForum } from "./helpers.ts";
 
 const OUTPUT = resolve("test-output");
@@ -20,8 +21,17 @@ let file: string;
 before(async () => {
   const forum = await startTestForum();
   try {
-    const options = parseOptions(["node", "load.ts", "--users", "8", "--actions", "4", "--think-time", "100"]);
-    results = await runLoad({ ...options, url: forum.url, databaseUrl: forum.databaseUrl });
+    const options = parseLoadOptions(forumScenario, [
+      "node",
+      "load.ts",
+      "--users",
+      "8",
+      "--actions",
+      "4",
+      "--think-time",
+      "100",
+    ]);
+    results = await runLoad(forumScenario, { ...options, url: forum.url, databaseUrl: forum.databaseUrl });
   } finally {
     await forum.stop();
   }

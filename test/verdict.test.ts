@@ -57,7 +57,7 @@ describe("against one forum", () => {
       assert.match(run.stdout, /Nothing lost: all \d+ threads and \d+ replies .* on the forum as written, .*at least/);
       assert.match(run.stdout, /\nVerdict: PASS\n/);
     }
-    assert.equal(readJson(a).nothingLost!.counts, "at least");
+    assert.equal(readJson(a).check!.counts, "at least");
     const merged = await runScript("load.ts", ["--merge", a, b]);
     assert.equal(merged.status, 0, merged.stderr);
     assert.match(merged.stdout, /tierload: 12 users x 4 actions/);
@@ -156,7 +156,7 @@ test("the forum killed mid-run: the run stops, reports, writes its JSON, exits 1
     /\nVerdict: FAIL: .*the run stopped early: the reference forum's process ended \(signal SIGKILL\)/,
   );
   const results = readJson(json);
-  assert.equal(results.nothingLost!.checked, false);
+  assert.equal(results.check!.checked, false);
   assert.match(results.stoppedEarly!, /SIGKILL/);
   await eventually("the forum's PostgreSQL to stop", () => started.every((pid) => !alive(pid)));
 });
@@ -178,7 +178,7 @@ test("Ctrl-C under npm start: in-flight actions finish, the report and JSON come
   assert.match(atExit.stdout, /Verdict: INTERRUPTED/, "npm gave the prompt back before the report");
   const results = readJson(json);
   assert.equal(results.interrupted, true);
-  assert.equal(results.nothingLost!.ok, true, JSON.stringify(results.nothingLost));
+  assert.equal(results.check!.ok, true, JSON.stringify(results.check));
   await eventually("every process it started to end", () => started.every((pid) => !alive(pid)));
 });
 

@@ -1,0 +1,206 @@
+/**
+ * The load tool's command line: the options every scenario has (users, actions, pacing, thresholds,
+ * outputs, instances, Kubernetes), then the scenario's own. Every option can also come from the
+ * environment, `TIERLOAD_USERS=1000` for `--users 1000`; the command line wins.
+ *
+ *   const options = parseLoadOptions(forumScenario, process.argv);
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import { command, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { instanceName } from "./results.ts";
+import type { AnyScenario } from "./scenario.ts";
+
+/** What the tool's options mean for one run; a scenario's own options are added beside them. */
+export interface LoadOptions {
+  users: number;
+  actions: number;
+  instance: string;
+  rampUp: number;
+  thinkTime: number;
+  maxDuration?: number;
+  seed: number;
+  url?: string;
+  databaseUrl?: string;
+  timeout: number;
+  json?: string;
+  report?: string;
+  maxErrorRate?: number;
+  maxP99?: number;
+  workers?: number;
+  merge?: string[];
+  instances?: number;
+  index?: number;
+  startAt?: number;
+  kubernetesJob?: boolean;
+  image: string;
+  startIn: number;
+  /** The options given on the command line or in the environment, by their attribute names (for the pods). */
+  given: string[];
+}
+
+/** The environment variable that stands for an option: `--max-p99` is TIERLOAD_MAX_P99. */
+export function environmentName(long: string): string {
+  return "TIERLOAD_" + long.replace(/^--/, "").replace(/-/g, "_").toUpperCase();
+}
+
+/** The command for `scenario`: the tool's options, then the scenario's. */
+export function loadCommand(scenario: AnyScenario) {
+  const program = command(scenario.name)
+    .description(scenario.description)
+    .option("-u, --users <n>", "simultaneous users", integer(1, 100_000), 1000)
+    .option("-a, --actions <n>", "actions per user", integer(0, 1_000_000), 10)
+    .option(
+      "--instance <id>",
+      "names this run's users <id>_<i>, so several runs can share an application",
+      Date.now().toString(36),
+    )
+    .option("--ramp-up <seconds>", "spread the users' starts over this long", number(0), 0)
+    .option("--think-time <ms>", "mean pause before each of a user's actions (uniform, 0.5x to 1.5x)", number(0), 0)
+    .option("--max-duration <seconds>", "stop starting actions after this long", number(1))
+    .option("--seed <n>", "random seed, for a run that makes the same choices", integer(0, 2 ** 32 - 1), randomSeed())
+    .option("--url <url>", `the application to load${scenario.start ? " (default: start one for this run)" : ""}`)
+    .option(
+      "--database-url <url>",
+      "PostgreSQL to sample for client backends (automatic for an application started here)",
+    )
+    .option("--timeout <ms>", "time limit of each request", number(1), 120_000)
+    .option("--json <file>", "write the full results, histograms included, to this file (- for stdout)")
+    .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
+    .option("--max-error-rate <fraction>", "fail (exit 1) when more than this share of actions fail", number(0, 1))
+    .option("--max-p99 <ms>", "fail (exit 1) when any action's p99 latency exceeds this", number(0))
+    .option(
+      "--workers <n>",
+      "worker threads the users run in (default: 1 beside an application started here, one per core against --url)",
+      integer(1, 256),
+    )
+    .option(
+      "--merge <files...>",
+      "merge the results of several instances instead of running: JSON files, or logs (- for stdin)",
+    )
+    .option(
+      "--instances <n>",
+      "this run is one of N started together, each on its share of --users",
+      integer(1, 10_000),
+    )
+    .option(
+      "--index <k>",
+      "which of the --instances this is (default: $JOB_COMPLETION_INDEX, set by Kubernetes)",
+      integer(0),
+    )
+    .option(
+      "--start-at <time>",
+      "begin the users at this moment (ISO 8601); a late start begins at once, and says by how much",
+      moment,
+    )
+    .option(
+      "--kubernetes-job",
+      "print a Kubernetes Indexed Job that runs --instances pods of this run against --url, and exit",
+    )
+    .option("--image <ref>", "with --kubernetes-job: the container image (built from Containerfile)", "tierload:latest")
+    .option(
+      "--start-in <seconds>",
+      "with --kubernetes-job: the pods begin together this long after the YAML is made",
+      number(0),
+      90,
+    );
+  scenario.options?.(program);
+  return program.addHelpText(
+    "after",
+    `
+Every option can also be set in the environment: TIERLOAD_USERS=1000 for --users 1000 (the command line wins).
+Verdict: PASS only when every action succeeded (or --max-error-rate allows the share that failed),
+the run went to its end, no --max-p99 was breached${scenario.check ? ", and the end-state check passed" : ""}.
+Exit status: 0 PASS, 1 FAIL, 2 usage error, 130 interrupted (one Ctrl-C lets the actions in flight
+finish, then prints the report and writes the JSON; a second quits at once).`,
+  );
+}
+
+/** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. */
+export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: string[]): LoadOptions & O {
+  const program = loadCommand(scenario).parse(scriptArgs(argv));
+  fromEnvironment(program);
+  const values = program.opts();
+  const given = Object.keys(values).filter((key) => {
+    const source = program.getOptionValueSource(key);
+    return source === "cli" || source === "env";
+  });
+  const options = { ...values, given } as LoadOptions & O;
+  const usage = (message: string) => program.error(`error: ${message}`, { exitCode: EXIT.usage });
+  for (const [flag, path] of [["--json", options.json], ["--report", options.report]]) {
+    const problem = path === "-" && flag === "--json" ? null : unwritable(path);
+    if (problem) usage(`${flag} ${problem}`);
+  }
+  if (options.kubernetesJob) {
+    if (!options.url) usage("--kubernetes-job needs --url: the pods load an application, not one of their own");
+    options.instances ??= 1;
+  } else if (options.instances !== undefined) {
+    const index = options.index ?? process.env.JOB_COMPLETION_INDEX;
+    if (index === undefined || !/^\d+$/.test(String(index)) || Number(index) >= options.instances) {
+      usage(
+        `--instances ${options.instances} needs --index (or JOB_COMPLETION_INDEX) from 0 to ${
+          options.instances - 1
+        }, not ${index ?? "none"}`,
+      );
+    }
+    options.index = Number(index);
+    if (options.users < options.instances) {
+      usage(`--users ${options.users} cannot be shared among --instances ${options.instances}`);
+    }
+  }
+  if (!options.url && !scenario.start && !options.merge) {
+    usage(`--url is needed: the scenario ${JSON.stringify(scenario.name)} starts no application of its own`);
+  }
+  return options;
+}
+
+/**
+ * Options not given on the command line, taken from their environment variables (TIERLOAD_USERS for --users),
+ * through the same parsers; a bad value is a usage error naming the variable.
+ */
+function fromEnvironment(program: Command): void {
+  for (const option of program.options) {
+    const raw = option.long ? process.env[environmentName(option.long)] : undefined;
+    const key = option.attributeName();
+    if (raw === undefined || program.getOptionValueSource(key) === "cli") continue;
+    let value: unknown = raw;
+    if (!option.required && !option.optional) value = !/^(|0|false|no)$/i.test(raw);
+    else if (option.variadic) value = raw.split(/\s+/).filter(Boolean);
+    else if (option.parseArg) {
+      try {
+        value = option.parseArg(raw, undefined);
+      } catch (error) {
+        program.error(`error: ${environmentName(option.long!)}=${JSON.stringify(raw)}: ${(error as Error).message}`, {
+          exitCode: EXIT.usage,
+        });
+      }
+    }
+    program.setOptionValueWithSource(key, value, "env");
+  }
+}
+
+/** An ISO 8601 moment (or milliseconds since 1970), as milliseconds. */
+function moment(value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) {
+    throw new InvalidArgumentError(`"${value}" is not a moment (ISO 8601, e.g. 2026-11-25T18:00:00Z)`);
+  }
+  return ms;
+}
+
+const randomSeed = () => Math.floor(Math.random() * 2 ** 32);
+
+/** This instance's users, as [first, end) in the run's numbering, and its name (users are <name>_<i>). */
+export function instanceOf(options: LoadOptions): { from: number; to: number; name: string } {
+  if (options.instances === undefined) return { from: 0, to: options.users, name: options.instance };
+  const k = options.index!;
+  return {
+    from: shareStart(options.users, options.instances, k),
+    to: shareStart(options.users, options.instances, k + 1),
+    name: instanceName(options.instance, k),
+  };
+}
+
+/** Where share `k` of `n` starts in the users' numbering: shares differ by at most one user. */
+export function shareStart(users: number, n: number, k: number): number {
+  return Math.floor((users * k) / n);
+}

@@ -1,0 +1,132 @@
+/**
+ * Results read back for `--merge`: files saved by `--json FILE`, and logs in which each results line is one
+ * JSON line (`--json -`, as pods print it). Every problem is named with its source, line and field.
+ *
+ *   const all = ["a.json", "b.json"].flatMap((file) => readResultsFrom(file));
+ */
+import { readFileSync } from "node:fs";
+import * as hdr from "hdr-histogram-js";
+import type { Results } from "./results.ts";
+
+/**
+ * Results read back for `--merge`: a file saved by `--json FILE`, or text in which each results line is
+ * one JSON line (`--json -`, as pods log it; `kubectl logs` of several pods, stdin as "-"). Other lines
+ * are ignored; every problem is named with its source, line and field.
+ */
+export function readResultsFrom(source: string): Results[] {
+  const name = source === "-" ? "standard input" : source;
+  let text: string;
+  try {
+    text = readFileSync(source === "-" ? 0 : source, "utf8");
+  } catch (error) {
+    throw new Error(`Cannot read results from ${name}: ${(error as Error).message}`);
+  }
+  const whole = parseJson(text);
+  if (whole !== undefined) return [validated(whole, name)];
+  const found = text.split("\n").flatMap((line, i) => {
+    if (!line.startsWith("{") || !line.includes('"tool":"tierload"')) return [];
+    const parsed = parseJson(line);
+    if (parsed === undefined) throw new Error(`${name} line ${i + 1} is a results line cut short or corrupted`);
+    return [validated(parsed, `${name} line ${i + 1}`)];
+  });
+  if (found.length === 0) {
+    throw new Error(
+      `${name} holds no tierload results: neither a results file (--json FILE) nor log lines of --json -`,
+    );
+  }
+  return found;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function validated(parsed: unknown, where: string): Results {
+  const r = parsed as Results;
+  if (r?.tool !== "tierload" || r.format !== 1) {
+    throw new Error(`${where} is not a tierload results file (format 1): it lacks "tool": "tierload" and "format": 1`);
+  }
+  const problems = resultProblems(r);
+  if (problems.length) throw new Error(`${where} is not valid tierload results: ${problems.join("; ")}`);
+  return r;
+}
+
+/** The most instances one run can have (--instances): a results file that says more is not to be believed. */
+const MOST_INSTANCES = 10_000;
+
+function resultProblems(r: Results): string[] {
+  const problems: string[] = [];
+  const expect = (ok: boolean, field: string, what: string) => {
+    if (!ok) problems.push(`${field} must be ${what}`);
+    return ok;
+  };
+  const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
+  const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  expect(isObject(r.settings) && typeof r.settings.url === "string", "settings.url", "a string");
+  expect(Array.isArray(r.instances) && r.instances.every((i) => typeof i === "string"), "instances", "a list of names");
+  for (const field of ["startedAt", "endedAt", "wallSeconds"] as const) expect(isNumber(r[field]), field, "a number");
+  if (expect(Array.isArray(r.timeline), "timeline", "a list")) {
+    const bad = r.timeline.findIndex((t) =>
+      !isObject(t) || !isNumber(t.t) || !isCount(t.requests) || !isCount(t.errors) || !isCount(t.activeUsers)
+    );
+    expect(bad === -1, `timeline[${bad}]`, "a second with whole, non-negative counts");
+  }
+  expect(isObject(r.postgres) && isNumber(r.postgres.peakBackends), "postgres.peakBackends", "a number");
+  expect(isObject(r.generator) && isNumber(r.generator.cpuSeconds), "generator.cpuSeconds", "a number");
+  if (r.check !== null && expect(isObject(r.check), "check", "null or an object")) {
+    const c = r.check;
+    expect(
+      typeof c.name === "string" && typeof c.ok === "boolean" && typeof c.checked === "boolean",
+      "check",
+      "named, with ok and checked",
+    );
+    expect(
+      isObject(c.counted) && Object.values(c.counted).every(isCount),
+      "check.counted",
+      "whole, non-negative counts",
+    );
+    expect(
+      Array.isArray(c.findings) && c.findings.every((f) => typeof f === "string"),
+      "check.findings",
+      "a list of lines",
+    );
+    expect(c.counts === "exact" || c.counts === "at least", "check.counts", '"exact" or "at least"');
+  }
+  if (expect(Array.isArray(r.instanceDetails), "instanceDetails", "a list (one entry per instance)")) {
+    for (const [k, d] of r.instanceDetails!.entries()) {
+      if (d.run === undefined) continue;
+      expect(
+        Number.isSafeInteger(d.of) && d.of! >= 1 && d.of! <= MOST_INSTANCES && isCount(d.index) && d.index! < d.of!,
+        `instanceDetails[${k}]`,
+        `an index below its run's count of instances, at most ${MOST_INSTANCES}`,
+      );
+    }
+  }
+  if (!expect(isObject(r.actions), "actions", "an object")) return problems;
+  for (const [name, a] of Object.entries(r.actions)) {
+    const at = `actions[${JSON.stringify(name)}]`;
+    if (!expect(isObject(a), at, "an object")) continue;
+    expect(a.kind === "action" || a.kind === "page", `${at}.kind`, '"action" or "page"');
+    expect(
+      isCount(a.count) && isCount(a.errors) && a.errors <= a.count,
+      `${at}.count and .errors`,
+      "whole numbers, errors no more than count",
+    );
+    expect(Array.isArray(a.failures), `${at}.failures`, "a list");
+    expect(holdsCount(a.histogram, a.count), `${at}.histogram`, "an HDR histogram (compressed, base64) of its count");
+  }
+  return problems;
+}
+
+function holdsCount(histogram: unknown, count: number): boolean {
+  try {
+    return typeof histogram === "string" && hdr.decodeFromCompressedBase64(histogram).totalCount === count;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * One load run of a scenario: start the application if none is given, sample PostgreSQL, run the
+ * scenario's setup, the users across worker threads (beginning together at --start-at, if given), the
+ * end-state check, and measure the generator, the machine and the database throughout.
+ *
+ *   const results = await runLoad(forum, parseLoadOptions(forum, ["node", "load.ts", "--users", "20"]));
+ */
+import { availableParallelism, cpus } from "node:os";
+import { instanceOf, loadCommand, type LoadOptions, shareStart } from "./load-options.ts";
+import { progressLine, sumProgress } from "./report.ts";
+import {
+  buildResults,
+  BUSY_SHARE,
+  combine,
+  type EndCheck,
+  mergeTimelines,
+  Recorder,
+  redactUrl,
+  type Results,
+  type Settings,
+} from "./results.ts";
+import { type PgSampler, samplePostgres, watchMachine } from "./samplers.ts";
+import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
+import { type Share, UserThread } from "./workers.ts";
+
+/** Where a run's words go, and what can stop it. */
+export interface RunIO {
+  log?: (line: string) => void;
+  /** A progress line, every `progressSeconds`. */
+  progress?: (line: string) => void;
+  progressSeconds?: number;
+  /** Aborted: start no new actions, let those in flight finish, check and report (an interrupt). */
+  signal?: AbortSignal;
+}
+
+/**
+ * One run. This thread starts the application if none is given, samples PostgreSQL, and keeps time; the
+ * users run in `--workers` worker threads (a share each), which also run the scenario's setup before and
+ * its check after, so that this thread never parses a page and is always free to answer a signal: a
+ * terminal's Ctrl-C, and the wrappers that relay it (tsx's CLI sends SIGKILL to a child that has not
+ * acknowledged a relayed SIGINT within 30 ms, which a busy generator never does).
+ */
+export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: RunIO = {}): Promise<Results> {
+  const log = io.log ?? (() => {});
+  let interrupted = io.signal?.aborted ?? false;
+  let stopping: () => void = () => {};
+  const onAbort = () => {
+    interrupted = true;
+    stopping();
+  };
+  io.signal?.addEventListener("abort", onAbort);
+  let app: StartedApp | null = null;
+  let stoppingApp = false;
+  const recorder = new Recorder();
+  const me = instanceOf(options);
+  const users = me.to - me.from;
+  const runOptions = { ...options, instance: me.name };
+  let workers: UserThread[] = [];
+  let sampler: PgSampler | null = null;
+  let stoppedEarly: string | undefined;
+  try {
+    app = options.url ? null : await scenario.start!(options);
+    const url = options.url ?? app!.url;
+    workers = Array.from(
+      { length: Math.min(options.workers ?? (options.url ? availableParallelism() : 1), users) },
+      () => new UserThread(scenario.file),
+    );
+    stopping = () => workers.forEach((w) => w.stop());
+    if (interrupted) stopping();
+    void app?.ended?.then((how) => {
+      if (stoppingApp) return;
+      stoppedEarly ??= `${app!.name ?? "the application"}'s process ended (${how})`;
+      stopping();
+      log(`error: ${stoppedEarly}: no new actions`);
+    });
+    const databaseUrl = options.databaseUrl ?? app?.databaseUrl;
+    sampler = databaseUrl
+      ? await samplePostgres(databaseUrl, (backends) => {
+        recorder.pgBackends = backends;
+        recorder.second();
+      }).catch((error) => {
+        log(`warning: cannot sample PostgreSQL: ${error.message}`);
+        return null;
+      })
+      : null;
+    const [lead] = workers;
+    const setup = scenario.setup ? await lead.ask<unknown>({ setup: { url, options } }) : undefined;
+    const share = options.instances === undefined ? "" : `, users ${me.from}-${me.to - 1} of ${options.users}`;
+    log(
+      `Loading ${redactUrl(url)} with ${users} users x ${options.actions} actions (seed ${options.seed}, ` +
+        `instance ${me.name}${share}${workers.length > 1 ? `, ${workers.length} worker threads` : ""})`,
+    );
+    if (options.startAt !== undefined && !interrupted) await untilStart(options.startAt, log, io.signal);
+
+    const started = Date.now();
+    const cap = options.maxDuration ? setTimeout(stopping, options.maxDuration * 1000) : undefined;
+    const window = io.progressSeconds ?? 10;
+    const plan = { users, steps: scenario.steps?.(options) ?? options.actions };
+    const progress = setInterval(() => {
+      recorder.second();
+      io.progress?.(progressLine(sumProgress(workers.map((w) => w.progress), recorder.pgBackends), plan, started));
+    }, window * 1000);
+    const cpuBefore = process.cpuUsage();
+    const machineBusy = watchMachine();
+    const shares = await Promise.all(workers.map((worker, k) =>
+      worker.ask<Share>({
+        run: {
+          url,
+          options: runOptions,
+          setup,
+          from: me.from + shareStart(users, workers.length, k),
+          to: me.from + shareStart(users, workers.length, k + 1),
+          window,
+        },
+      })
+    ));
+    const endedAt = Date.now();
+    const cpu = process.cpuUsage(cpuBefore);
+    clearInterval(progress);
+    clearTimeout(cap);
+    await sampler?.stop();
+
+    const combined = combine(shares.map((share) => share.results));
+    const check = scenario.check
+      ? await endCheck(scenario, lead, {
+        url,
+        options,
+        setup,
+        kept: shares.flatMap((share) => share.kept),
+        exact: app !== null && options.instances === undefined,
+        failures: Object.fromEntries(
+          [...combined.metrics].filter(([, m]) => m.kind === "action" && m.errors > 0).map(([n, m]) => [n, m.errors]),
+        ),
+      }, log)
+      : null;
+
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    const coreShare = endedAt > started ? cpuSeconds / ((endedAt - started) / 1000) : 0;
+    const loops = shares.map((share) => share.loop);
+    return buildResults({
+      ...combined,
+      settings: settingsOf(scenario, options, { users, url, embedded: app !== null, app: app?.name }),
+      instances: [me.name],
+      instanceDetails: [{
+        instance: me.name,
+        ...(options.instances === undefined
+          ? {}
+          : { run: options.instance, index: options.index, of: options.instances, users: options.users }),
+        ...(options.startAt === undefined
+          ? {}
+          : { plannedStart: options.startAt, startSkewMs: started - options.startAt }),
+      }],
+      startedAt: started,
+      endedAt,
+      interrupted,
+      stoppedEarly,
+      timeline: mergeTimelines([combined.timeline, recorder.timeline()]),
+      postgres: {
+        sampled: sampler !== null,
+        peakBackends: sampler?.peak ?? 0,
+        maxConnections: sampler?.maxConnections ?? 0,
+        error: sampler?.error,
+      },
+      generator: {
+        cpuSeconds,
+        coreShare,
+        eventLoopLagP99Ms: Math.max(...loops.map((l) => l.eventLoopLagP99Ms)),
+        eventLoopLagMaxMs: Math.max(...loops.map((l) => l.eventLoopLagMaxMs)),
+        // JavaScript runs on one core per thread: a worker busy nearly all the time was the limit. Where
+        // the runtime does not measure that (Deno), the process's CPU per worker thread stands for it.
+        saturated: loops.some((l) => l.busyShare !== null && l.busyShare > BUSY_SHARE) ||
+          (loops.every((l) => l.busyShare === null) && coreShare / workers.length > BUSY_SHARE),
+        cores: cpus().length,
+        machineBusyShare: machineBusy(),
+        workers: workers.length > 1 ? loops.map((loop, k) => ({ ...loop, users: shares[k].users })) : undefined,
+      },
+      check,
+    }, options);
+  } finally {
+    io.signal?.removeEventListener("abort", onAbort);
+    workers.forEach((w) => w.end());
+    await sampler?.stop();
+    stoppingApp = true;
+    await app?.stop();
+  }
+}
+
+/** The scenario's end-state check, run by the lead worker; one that cannot run is "not checked", never passed. */
+async function endCheck(
+  scenario: AnyScenario,
+  lead: UserThread,
+  context: { url: string; options: LoadOptions; setup: unknown; kept: unknown[]; exact: boolean } & {
+    failures: Record<string, number>;
+  },
+  log: (line: string) => void,
+): Promise<EndCheck> {
+  const counts = context.exact ? "exact" : "at least";
+  const name = scenario.checkName ?? "End state";
+  log(`Checking the end state: ${name}`);
+  try {
+    const answer = await lead.ask<CheckAnswer>({ check: context });
+    return { name, counts, ...answer, findings: answer.findings.slice(0, 20), checked: true };
+  } catch (error) {
+    return {
+      name,
+      checked: false,
+      ok: false,
+      counts,
+      counted: {},
+      summary: "",
+      findings: [],
+      note: `the check could not run: ${(error as Error).message}`,
+    };
+  }
+}
+
+let toolKeys: Set<string> | undefined;
+
+/**
+ * The results' settings: the tool's options (less where its output went), and the scenario's own options
+ * under the scenario's name.
+ */
+export function settingsOf(scenario: AnyScenario, options: LoadOptions, facts: Partial<Settings>): Settings {
+  toolKeys ??= new Set(loadCommand({ ...scenario, options: undefined }).options.map((o) => o.attributeName()));
+  const { merge: _, json: __, report: ___, given: ____, ...all } = options;
+  const tool = Object.fromEntries(Object.entries(all).filter(([key]) => toolKeys!.has(key)));
+  const own = Object.fromEntries(Object.entries(all).filter(([key]) => !toolKeys!.has(key)));
+  return {
+    ...tool,
+    scenario: scenario.name,
+    about: scenario.about?.(options),
+    [scenario.name]: own,
+    url: facts.url!,
+    embedded: false,
+    ...facts,
+  };
+}
+
+/**
+ * Waits for the moment every instance of a run begins. One that comes up after it (an image pulled late,
+ * a pod scheduled late) begins at once and says by how much; the results keep the skew either way.
+ */
+async function untilStart(startAt: number, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  const wait = startAt - Date.now();
+  if (wait < 0) {
+    log(`Late: beginning at once, ${(-wait / 1000).toFixed(1)} s after the planned start (--start-at)`);
+    return;
+  }
+  log(`Waiting ${(wait / 1000).toFixed(1)} s for the planned start, ${new Date(startAt).toISOString()}`);
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, wait);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

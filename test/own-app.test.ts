@@ -1,0 +1,202 @@
+// A user's own files, where a user keeps them: a repository of their own with tierload installed as a
+// dependency (from a path, as from a git URL), an adapter and a scenario and cases of their own, run the
+// way the README says, under this runtime. Worker threads must load the user's scenario, not ours; the
+// Kubernetes Job must run the user's file with every option it was given, and no password in clear.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseAllDocuments } from "yaml";
+import type { Results } from "../lib/results.ts";
+import type { RunningForum } from "../scripts/forum-server.ts";
+import { startCommand, startTestForum } from "./helpers.ts";
+
+const root = resolve(import.meta.dirname ?? ".", "..");
+
+/** The command that runs a user's TypeScript file under this runtime, from the user's own directory. */
+function userCommand(file: string, args: string[]): string[] {
+  if (process.versions.deno) return [process.execPath, "run", "-A", file, ...args];
+  return [process.execPath, "--import", import.meta.resolve("tsx"), file, ...args];
+}
+
+const ADAPTER = `
+import { createSession, fetchPage, queryAll, type Session, step } from "tierload";
+
+/** An anonymous visitor of the forum. */
+export const visit = (url: string): Session => createSession(url);
+
+/** The names of the forums on the front page. */
+export function listForums(session: Session): Promise<string[]> {
+  return step(session, "list the forums", async () =>
+    queryAll(await fetchPage(session, ""), "//html:tr[@class='forum']/html:th[@class='name']/html:a"));
+}
+`;
+
+const SCENARIO = `
+import { number, scenario } from "tierload";
+import { listForums, visit } from "./adapter.ts";
+
+export default scenario<{ lookShare: number; apiToken?: string }, { forums: number }, number>(import.meta, {
+  name: "browse",
+  description: "Visitors look at the list of forums",
+  options: (command) =>
+    command
+      .option("--look-share <fraction>", "share of looks", number(0, 1), 1)
+      .option("--api-token <token>", "a secret the pods must not see in clear"),
+  setup: async ({ url }) => ({ forums: (await listForums(visit(url))).length }),
+  user: async ({ url, act, repeat, keep }) => {
+    const session = visit(url);
+    await repeat(async () => keep((await act("list forums", () => listForums(session)))?.length));
+  },
+  checkName: "Every look saw every forum",
+  check: async ({ setup, kept }) => {
+    const wrong = kept.filter((n) => n !== setup.forums).length;
+    return {
+      ok: wrong === 0,
+      counted: { looks: kept.length },
+      summary: "all {looks} looks saw every forum",
+      findings: wrong ? [\`\${wrong} looks missed a forum\`] : [],
+    };
+  },
+});
+`;
+
+const CASES = `
+import assert from "node:assert/strict";
+import { suite } from "tierload";
+import { listForums, visit } from "./adapter.ts";
+
+const cases = suite(import.meta, {
+  name: "browse",
+  description: "The front page's cases",
+  world: ({ url }) => ({ url }),
+});
+cases.test("the front page lists the forum Other", async ({ url }) => {
+  assert.ok((await listForums(visit(url))).includes("Other"));
+});
+cases.test("the front page lists a forum nobody made", async ({ url }) => {
+  assert.ok((await listForums(visit(url))).includes("Nobody's"));
+});
+`;
+
+describe("a user's own repository with tierload as a dependency", () => {
+  let forum: RunningForum;
+  const repo = mkdtempSync(join(tmpdir(), "tierload-user-"));
+  before(async () => {
+    writeFileSync(
+      join(repo, "package.json"),
+      JSON.stringify({
+        name: "my-load-test",
+        private: true,
+        type: "module",
+        dependencies: { tierload: `file:${root}` },
+      }),
+    );
+    const install = spawnSync("npm", ["install", "--offline", "--no-audit", "--no-fund"], {
+      cwd: repo,
+      encoding: "utf8",
+    });
+    assert.equal(install.status, 0, install.stderr);
+    writeFileSync(join(repo, "adapter.ts"), ADAPTER);
+    writeFileSync(join(repo, "scenario.ts"), SCENARIO);
+    writeFileSync(join(repo, "cases.ts"), CASES);
+    forum = await startTestForum();
+  });
+  after(async () => {
+    await forum?.stop();
+    rmSync(repo, { recursive: true, force: true });
+  });
+
+  const run = (file: string, args: string[], env?: Record<string, string>) =>
+    startCommand(userCommand(file, args), { cwd: repo, env, timeoutMs: 120_000 }).done;
+
+  test("its scenario runs across two worker threads that load its file, with its check, and passes", async () => {
+    const { status, stdout, stderr } = await run("scenario.ts", [
+      ...["--url", forum.url, "--users", "6", "--actions", "3", "--workers", "2", "--json", "-"],
+    ]);
+    assert.equal(status, 0, stderr);
+    const results: Results = JSON.parse(stdout.trim().split("\n").pop()!);
+    assert.equal(results.actions["list forums"].count, 18);
+    assert.equal(results.actions["GET /"].count, 6 * 3, "the setup's page load is not the users'");
+    assert.deepEqual(results.generator.workers?.map((w) => w.users), [3, 3]);
+    assert.equal(results.settings.scenario, "browse");
+    assert.deepEqual(results.settings.browse, { lookShare: 1 });
+    assert.match(stderr, /Every look saw every forum: all 18 looks saw every forum/);
+    assert.match(stderr, /\nVerdict: PASS\n/);
+  });
+
+  test("an option can come from the environment, the command line winning", async () => {
+    const env = { TIERLOAD_USERS: "2", TIERLOAD_ACTIONS: "5" };
+    const { status, stdout, stderr } = await run("scenario.ts", ["--url", forum.url, "--actions", "1"], env);
+    assert.equal(status, 0, stderr);
+    assert.match(stdout, /tierload: 2 users x 1 actions against/);
+  });
+
+  test("its cases run as a suite: one passes, one fails naming its check and line, exit 1", async () => {
+    const { status, stdout } = await run("cases.ts", ["--url", forum.url]);
+    assert.equal(status, 1, stdout);
+    assert.match(stdout, /✓ the front page lists the forum Other/);
+    assert.match(stdout, /✗ the front page lists a forum nobody made/);
+    assert.match(stdout, /where: +at .*cases\.ts:\d+/);
+    assert.match(stdout, /\n1 passed, 1 failed\n/);
+  });
+
+  test("its Kubernetes Job runs its own file with every option given, and no secret in clear", async () => {
+    const { status, stdout, stderr } = await run("scenario.ts", [
+      ...["--kubernetes-job", "--url", forum.url, "--users", "10", "--instances", "2", "--look-share", "0.5"],
+      ...["--think-time", "250", "--database-url", "postgresql://load:s3cret@db.internal/forum"],
+      ...["--api-token", "tok-123", "--instance", "pods"],
+    ]);
+    assert.equal(status, 0, stderr);
+    assert.doesNotMatch(stdout, /s3cret|tok-123/);
+    const [job] = parseAllDocuments(stdout).map((d) => d.toJS()).filter(Boolean);
+    const container = job.spec.template.spec.containers[0];
+    assert.deepEqual(container.command, ["npx", "tsx", "scenario.ts"]);
+    const value = (flag: string) => container.args[container.args.indexOf(flag) + 1];
+    assert.equal(value("--url"), forum.url);
+    assert.equal(value("--users"), "10");
+    assert.equal(value("--look-share"), "0.5");
+    assert.equal(value("--think-time"), "250");
+    assert.equal(value("--instance"), "pods");
+    assert.equal(container.args.includes("--database-url"), false);
+    const secrets = container.env.filter((e: { valueFrom?: unknown }) => e.valueFrom);
+    assert.deepEqual(secrets.map((e: { name: string }) => e.name), ["TIERLOAD_DATABASE_URL", "TIERLOAD_API_TOKEN"]);
+    assert.match(
+      stdout,
+      /kubectl create secret generic tierload-pods-secrets --from-literal=database-url='postgresql:\/\/load:\*\*\*@db.internal\/forum' --from-literal=api-token='\*\*\*'/,
+    );
+  });
+
+  const underDeno = process.versions.deno ? "Deno runs every .ts file as a module: there is nothing to change" : false;
+  test('a file tsx loads as CommonJS (no "type": "module") says what to change', { skip: underDeno }, async () => {
+    const loose = join(repo, "loose");
+    mkdirSync(loose);
+    writeFileSync(join(loose, "package.json"), JSON.stringify({ name: "loose", private: true }));
+    writeFileSync(join(loose, "scenario.ts"), SCENARIO.replace("./adapter.ts", "../adapter.ts"));
+    const { status, stderr } = await run("loose/scenario.ts", ["--url", forum.url]);
+    assert.equal(status, 1);
+    assert.match(
+      stderr,
+      /Error: This file was loaded as CommonJS, so it has no import.meta: put it in a package whose package.json says "type": "module"/,
+    );
+  });
+});
+
+test("a pod's arguments keep every $ as typed: Kubernetes expands $(VAR) and $$ unless doubled", async () => {
+  const { kubernetesJob } = await import("../lib/load-cli.ts");
+  const { parseLoadOptions } = await import("../lib/load-options.ts");
+  const forumScenario = (await import("../scripts/load.ts")).default;
+  const options = parseLoadOptions(forumScenario, [
+    ...["node", "load.ts", "--kubernetes-job", "--url", "http://app/", "--forum", "pa$$w $(HOME)\u0085\u007f"],
+  ]);
+  const yaml = kubernetesJob(forumScenario, options);
+  const [job] = parseAllDocuments(yaml).map((d) => {
+    assert.deepEqual(d.errors, []);
+    return d.toJS();
+  }).filter(Boolean);
+  const args: string[] = job.spec.template.spec.containers[0].args;
+  assert.equal(args[args.indexOf("--forum") + 1], "pa$$$$w $$(HOME)\u0085\u007f");
+  assert.match(yaml, /\\u0085\\u007f/);
+});
