@@ -3,11 +3,10 @@
 // two differ are printed. Data: test/html5lib-tests, MIT, see its LICENSE and SOURCE.txt.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { documentCases } from "./html5lib-cases.ts";
 import { parseHtml } from "../lib/fetchData.ts";
 import { COMMENT, DOCTYPE, ELEMENT, type FlatTree, parseFlat, TEXT } from "../lib/native-html.ts";
 
-const DIR = new URL("./html5lib-tests/tree-construction/", import.meta.url);
 const DESIGNATORS: Record<string, string> = {
   "http://www.w3.org/2000/svg": "svg ",
   "http://www.w3.org/1998/Math/MathML": "math ",
@@ -16,40 +15,6 @@ const DESIGNATORS: Record<string, string> = {
   "http://www.w3.org/2000/xmlns/": "xmlns ",
 };
 const XHTML = "http://www.w3.org/1999/xhtml";
-
-interface Case {
-  name: string;
-  data: string;
-  expected: string;
-}
-
-/** The document cases (no fragment, not scripting-only), named file:index, as test/html5lib.test.ts reads them. */
-function documentCases(): Case[] {
-  const cases: Case[] = [];
-  for (const file of readdirSync(DIR).filter((f) => f.endsWith(".dat")).sort()) {
-    const text = readFileSync(new URL(file, DIR), "utf8");
-    text.split(/^#data\n/m).slice(1).forEach((block, index) => {
-      const sections = new Map<string, string>();
-      let name = "#data";
-      const lines: string[] = [];
-      for (const line of block.split("\n")) {
-        if (/^#(errors|new-errors|document-fragment|script-off|script-on|document)$/.test(line)) {
-          sections.set(name, lines.join("\n"));
-          lines.length = 0;
-          name = line;
-        } else lines.push(line);
-      }
-      sections.set(name, lines.join("\n"));
-      if (sections.has("#document-fragment") || sections.has("#script-on")) return;
-      cases.push({
-        name: `${file}:${index + 1}`,
-        data: sections.get("#data")!,
-        expected: sections.get("#document")!.replace(/\n+$/, ""),
-      });
-    });
-  }
-  return cases;
-}
 
 /** The html5lib dump of a flat tree: one line a node, two spaces of indent per ancestor, attributes sorted. */
 export function dumpFlat(tree: FlatTree): string {
