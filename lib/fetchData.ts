@@ -9,19 +9,26 @@
  * prefix `html` bound to the XHTML namespace. Values go into queries as variables (`text()=$title`),
  * never by string formatting. One way to ask: `fetchData`/`fetchOne` fetch a URL and query it;
  * `queryAll`/`queryOne`/`queryRows` ask the same of a page already fetched.
+ *
+ * Queries are answered from the page's flat tree (lib/native-html.ts's parse, lib/xpath-flat.ts's evaluator)
+ * when the evaluator takes their shape and the answer needs no DOM node; otherwise from `page.document`
+ * (parse5 into linkedom, lib/html.ts), built only then. Both give the same answers (test/xpath-flat.test.ts).
  */
 import { Agent as HttpAgent, type IncomingHttpHeaders, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import {
   evaluateXPath,
-  excerpt as documentExcerpt,
-  matchAll,
+  excerptOf,
+  matchTexts,
   parseHtml,
   stringValue,
   textsOf,
   type Variables,
+  VISIBLE_TEXT,
   type XPathValue,
 } from "./html.ts";
+import { type FlatTree, parseFlat } from "./native-html.ts";
+import { evaluateFlat, flatParent, flatQueryType, flatString } from "./xpath-flat.ts";
 import { CookieJar } from "./cookies.ts";
 import { parseCookieHeader } from "./web.ts";
 
@@ -118,8 +125,47 @@ export interface Page {
   status: number;
   statusText: string;
   body: string;
-  /** The parsed tree, built on first use and kept: a page is parsed at most once. */
+  /**
+   * The parsed tree, built on first use and kept: a page is parsed into a DOM at most once. Queries read
+   * the body itself (a flat tree), so changes made to this document are not seen by queryAll and the rest.
+   */
   document: Document;
+}
+
+const flatTrees = new WeakMap<Page, FlatTree>();
+
+/** The page's flat tree, parsed on first use and kept. */
+function flatTree(page: Page): FlatTree {
+  let tree = flatTrees.get(page);
+  if (!tree) {
+    tree = parseFlat(page.body);
+    flatTrees.set(page, tree);
+  }
+  return tree;
+}
+
+/** The texts of the answer to `query` from the flat tree, or undefined where evaluateXPath must answer. */
+function flatTexts(page: Page, query: string, variables?: Variables): string[] | undefined {
+  if (flatQueryType(query) === null) return undefined;
+  const tree = flatTree(page);
+  const value = evaluateFlat(tree, query, variables);
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.map((node) => flatString(tree, node)) : [String(value)];
+}
+
+/** The texts of the answer to `query`: each node's string value, or the one number, string or boolean. */
+function texts(page: Page, query: string, variables?: Variables): string[] {
+  return flatTexts(page, query, variables) ?? textsOf(evaluateXPath(page.document, query, variables));
+}
+
+/** The answer to `query` as evaluateXPath gives it; a node-set's nodes are page.document's. */
+function answer(page: Page, query: string, variables?: Variables): XPathValue {
+  const type = flatQueryType(query);
+  if (type !== null && type !== "nodes") {
+    const value = evaluateFlat(flatTree(page), query, variables);
+    if (value !== undefined && !Array.isArray(value)) return value;
+  }
+  return evaluateXPath(page.document, query, variables);
 }
 
 /** The server answered, but not with 200. Carries the page it answered, for what a person needs to see why. */
@@ -145,7 +191,7 @@ export class RequestError extends Error {
 }
 /** The visible text of a page, collapsed and cut to `max` characters: enough to see the message. */
 export function excerpt(page: Page, max = 300): string {
-  return documentExcerpt(page.document, max);
+  return excerptOf(texts(page, VISIBLE_TEXT), max);
 }
 
 const MAX_REDIRECTS = 10;
@@ -443,8 +489,9 @@ export async function fetchData(
   variables?: Variables,
 ): Promise<XPathValue | RegExpExecArray[]> {
   const page = await fetchPage(session, url, params);
-  const value = evaluateXPath(page.document, xpathQuery, variables);
-  return regex === undefined ? value : matchAll(value, regex);
+  return regex === undefined
+    ? answer(page, xpathQuery, variables)
+    : matchTexts(texts(page, xpathQuery, variables), regex);
 }
 
 /**
@@ -464,8 +511,8 @@ export async function fetchOne(
 
 /** The one answer to `xpathQuery` (cut by `regex`) on a page already fetched; see `fetchOne`. */
 export function queryOne(page: Page, xpathQuery: string, regex?: RegExp | string, variables?: Variables): string {
-  const value = evaluateXPath(page.document, xpathQuery, variables);
-  const found = regex === undefined ? textsOf(value) : matchAll(value, regex).map((m) => m[1] ?? m[0]);
+  const all = texts(page, xpathQuery, variables);
+  const found = regex === undefined ? all : matchTexts(all, regex).map((m) => m[1] ?? m[0]);
   if (found.length !== 1) {
     const what = regex === undefined ? "" : ` cut by ${String(regex)}`;
     const vars = variables ? ` with ${JSON.stringify(variables)}` : "";
@@ -481,7 +528,7 @@ export function queryOne(page: Page, xpathQuery: string, regex?: RegExp | string
 
 /** The trimmed string value of every node `xpathQuery` selects on a page already fetched. */
 export function queryAll(page: Page, xpathQuery: string, variables?: Variables): string[] {
-  return textsOf(evaluateXPath(page.document, xpathQuery, variables)).map((text) => text.trim());
+  return texts(page, xpathQuery, variables).map((text) => text.trim());
 }
 
 /**
@@ -495,6 +542,44 @@ export function queryAll(page: Page, xpathQuery: string, variables?: Variables):
  * that contains them: a query per row and field cost 150 evaluations for a thread page of 50 posts.
  */
 export function queryRows<K extends string>(
+  page: Page,
+  rowQuery: string,
+  fields: Record<K, string>,
+  variables?: Variables,
+): Record<K, string>[] {
+  return flatRows(page, rowQuery, fields, variables) ?? documentRows(page, rowQuery, fields, variables);
+}
+
+/** queryRows from the flat tree, or undefined where evaluateXPath must answer a query (or raise its error). */
+function flatRows<K extends string>(
+  page: Page,
+  rowQuery: string,
+  fields: Record<K, string>,
+  variables?: Variables,
+): Record<K, string>[] | undefined {
+  const names = Object.keys(fields) as K[];
+  const paths = names.map((name) => `(${rowQuery})/${fields[name]}`);
+  if (flatQueryType(rowQuery) !== "nodes" || paths.some((path) => flatQueryType(path) !== "nodes")) return undefined;
+  const tree = flatTree(page);
+  const rows = evaluateFlat(tree, rowQuery, variables);
+  if (!Array.isArray(rows)) return undefined;
+  const records = rows.map(() => ({}) as Record<K, string>);
+  const index = new Map<number, number>(rows.map((row, i) => [row, i]));
+  for (let f = 0; f < names.length; f++) {
+    const found = evaluateFlat(tree, paths[f], variables);
+    if (!Array.isArray(found)) return undefined;
+    for (const node of found) {
+      let row = node;
+      while (row !== -1 && !index.has(row)) row = flatParent(tree, row);
+      const record = row !== -1 ? records[index.get(row)!] : undefined;
+      if (record && record[names[f]] === undefined) record[names[f]] = flatString(tree, node).trim();
+    }
+    for (const record of records) record[names[f]] ??= "";
+  }
+  return records;
+}
+
+function documentRows<K extends string>(
   page: Page,
   rowQuery: string,
   fields: Record<K, string>,

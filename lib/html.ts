@@ -535,17 +535,28 @@ export function textsOf(value: XPathValue): string[] {
 
 /** The seed's regex stage: each value matched against `regex`; the matches, with groups, of those that matched. */
 export function matchAll(value: XPathValue, regex: RegExp | string): RegExpExecArray[] {
+  return matchTexts(textsOf(value), regex);
+}
+
+/** The regex stage on texts already read: the matches, with groups, of those that matched. */
+export function matchTexts(texts: string[], regex: RegExp | string): RegExpExecArray[] {
   const pattern = typeof regex === "string"
     ? new RegExp(regex)
     : new RegExp(regex.source, regex.flags.replace("g", ""));
-  return textsOf(value).map((text) => pattern.exec(text)).filter((m): m is RegExpExecArray => m !== null);
+  return texts.map((text) => pattern.exec(text)).filter((m): m is RegExpExecArray => m !== null);
 }
 
-const VISIBLE_TEXT = "//text()[not(ancestor::html:head or ancestor::html:script or ancestor::html:style or " +
+/** The text nodes a person sees on a page: not in the head, a script, a style or a template. */
+export const VISIBLE_TEXT = "//text()[not(ancestor::html:head or ancestor::html:script or ancestor::html:style or " +
   "ancestor::html:template)]";
 
 /** The visible text of a document, collapsed and cut to `max` characters: enough to see the message. */
 export function excerpt(document: Document, max = 300): string {
-  const text = textsOf(evaluateXPath(document, VISIBLE_TEXT)).join(" ").replace(/\s+/g, " ").trim();
+  return excerptOf(textsOf(evaluateXPath(document, VISIBLE_TEXT)), max);
+}
+
+/** VISIBLE_TEXT's answers joined, collapsed and cut to `max` characters. */
+export function excerptOf(texts: string[], max: number): string {
+  const text = texts.join(" ").replace(/\s+/g, " ").trim();
   return text.length > max ? text.slice(0, max - 1) + "…" : text || "(empty body)";
 }
