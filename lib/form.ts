@@ -9,8 +9,9 @@
  * - the form's controls are those it owns: its descendants without a `form` attribute, and anywhere in the
  *   page those whose `form` attribute names its id (an element whose `form` names another id, or one that is
  *   not a form, belongs to no form);
- * - left out: disabled controls, those in a disabled fieldset (but not in its first legend), those inside a
- *   datalist, buttons other than the submitter, unchecked checkboxes and radios, controls without a name;
+ * - left out: disabled controls, those in a disabled fieldset (but not in its first legend), buttons other than
+ *   the submitter, unchecked checkboxes and radios, controls without a name (a control inside a datalist is
+ *   sent: the standard leaves it out, Chromium does not);
  * - a checkbox or radio without a value sends `on`; of radios of one name with several checked, the last;
  * - a select sends its selected options, not disabled ones; a single select with none selected (and a
  *   display size of 1) sends its first option that is not disabled;
@@ -284,7 +285,7 @@ function entryList(controls: Element[], submitter: Element | null, encoding: str
   const entries: Entry[] = [];
   const checkedRadios = lastCheckedRadios(controls);
   for (const field of controls) {
-    if (isDisabled(field) || hasAncestor(field, "datalist")) continue;
+    if (isDisabled(field)) continue;
     if (isButton(field) && field !== submitter) continue;
     const type = field.localName === "input" ? inputType(field) : field.localName;
     if (type === "checkbox" && !field.hasAttribute("checked")) continue;
@@ -333,11 +334,6 @@ const DIRNAME_TYPES = new Set([
   "reset",
   "button",
 ]);
-
-function hasAncestor(element: Element, localName: string): boolean {
-  for (let e = element.parentElement; e; e = e.parentElement) if (e.localName === localName) return true;
-  return false;
-}
 
 /** Of the checked radios of one name, the last in tree order: each one checked unchecks the others. */
 function lastCheckedRadios(controls: Element[]): Set<Element> {
