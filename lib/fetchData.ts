@@ -399,7 +399,10 @@ function exchange(
       fail(new Error(`the answer is larger than the limit of ${bytes(maxResponseBytes)} (${size}; maxResponseBytes)`));
       req.destroy();
     };
-    const req = send(url, { method, headers, agent }, (res) => {
+    // The path as the URL has it: an empty query (`action?`, as a GET form without fields sends) is kept.
+    const path = url.pathname + (url.search || (url.href.endsWith("?") ? "?" : ""));
+    const options = { protocol: url.protocol, hostname: url.hostname, port: url.port, path, method, headers, agent };
+    const req = send(options, (res) => {
       answered = true;
       const declared = Number(res.headers["content-length"]);
       if (declared > maxResponseBytes) return tooLarge(`Content-Length ${bytes(declared)}`);

@@ -40,8 +40,9 @@ export type FormValues = Record<string, FormValue | FormValue[] | null>;
 export interface SubmitOptions {
   /**
    * The button the user presses, by its name (or, when no button has that name, by its label), or the element.
-   * Default: the form's default button, its first submit button, as pressing Enter in a field does; null: no
-   * button at all, as a script's form.submit().
+   * Default: the form's default button, its first submit button, as pressing Enter in a field does (none if it
+   * has none; an error if that button is disabled, as Enter then sends nothing); null: no button at all, as a
+   * script's form.submit().
    */
   submitter?: string | Element | null;
 }
@@ -117,8 +118,10 @@ export async function formSubmission(
   const enctype = parseEnctype(attribute("enctype", "formenctype"));
   const encode = encoderFor(encoding);
   if (method !== "post") {
-    action.search = urlencoded(entries, encode);
-    return { method: "GET", url: action.href, entries, enctype, encoding };
+    // The query is replaced, and an empty one is still there: `action?`.
+    action.search = "";
+    const url = `${action.href}?${urlencoded(entries, encode)}`;
+    return { method: "GET", url, entries, enctype, encoding };
   }
   if (enctype === "multipart/form-data") {
     const boundary = `----tierloadFormBoundary${crypto.randomUUID().replaceAll("-", "")}`;
@@ -286,11 +289,22 @@ function entryList(controls: Element[], submitter: Element | null, encoding: str
   const checkedRadios = lastCheckedRadios(controls);
   for (const field of controls) {
     if (isDisabled(field)) continue;
-    if (isButton(field) && field !== submitter) continue;
     const type = field.localName === "input" ? inputType(field) : field.localName;
+    if (isButton(field) && field !== submitter) {
+      // Chromium sends a named submit input's dirname even when another button submits the form.
+      if (type === "submit" && field.getAttribute("name")) appendDirname(entries, field, inputValue(field, type));
+      continue;
+    }
     if (type === "checkbox" && !field.hasAttribute("checked")) continue;
     if (type === "radio" && !checkedRadios.has(field)) continue;
     const name = field.getAttribute("name") ?? "";
+    if (type === "submit" && field === submitter) {
+      // Chromium sends a submitter's dirname before its value.
+      if (name) appendDirname(entries, field, inputValue(field, type));
+      // Without a value, Chromium sends the label it shows: "Submit".
+      if (name) entries.push({ name, value: field.getAttribute("value") ?? "Submit" });
+      continue;
+    }
     if (type === "image") {
       const prefix = name ? `${name}.` : "";
       entries.push({ name: `${prefix}x`, value: "0" }, { name: `${prefix}y`, value: "0" });
@@ -308,32 +322,26 @@ function entryList(controls: Element[], submitter: Element | null, encoding: str
     } else if (type === "hidden" && name.toLowerCase() === "_charset_") {
       entries.push({ name, value: encoding });
     } else if (field.localName === "textarea") {
-      entries.push({ name, value: (field.textContent ?? "").replace(/\r\n?/g, "\n") });
+      const value = (field.textContent ?? "").replace(/\r\n?/g, "\n");
+      entries.push({ name, value });
+      appendDirname(entries, field, value);
     } else {
       const value = field.localName === "button" ? field.getAttribute("value") ?? "" : inputValue(field, type);
       entries.push({ name, value });
-    }
-    const dirname = field.getAttribute("dirname");
-    if (dirname && (field.localName === "textarea" || DIRNAME_TYPES.has(type))) {
-      const value = entries[entries.length - 1].value as string;
-      entries.push({ name: dirname, value: direction(field, value) });
+      appendDirname(entries, field, value);
     }
   }
   return entries;
 }
 
-const DIRNAME_TYPES = new Set([
-  "hidden",
-  "text",
-  "search",
-  "tel",
-  "url",
-  "email",
-  "password",
-  "submit",
-  "reset",
-  "button",
-]);
+function appendDirname(entries: Entry[], field: Element, value: string): void {
+  const dirname = field.getAttribute("dirname");
+  if (dirname && (field.localName === "textarea" || DIRNAME_TYPES.has(inputType(field)))) {
+    entries.push({ name: dirname, value: direction(field, value) });
+  }
+}
+
+const DIRNAME_TYPES = new Set(["hidden", "text", "search", "tel", "url", "email", "password", "submit"]);
 
 /** Of the checked radios of one name, the last in tree order: each one checked unchecks the others. */
 function lastCheckedRadios(controls: Element[]): Set<Element> {
@@ -415,7 +423,7 @@ function inputValue(input: Element, type: string): string {
     case "range":
       return rangeValue(input, raw);
     case "color":
-      return /^#[0-9a-f]{6}$/i.test(raw) ? raw.toLowerCase() : "#000000";
+      return hexColor(raw);
     case "date":
       return validDate(raw) ? raw : "";
     case "month":
@@ -436,23 +444,32 @@ function parseFloatAttribute(input: Element, name: string): number | undefined {
   return value !== null && FLOAT.test(value) && Number.isFinite(Number(value)) ? Number(value) : undefined;
 }
 
-/** A range's value: a number within min..max on the step, else the default (the middle). */
+/**
+ * A range's value: a number clamped to min..max (not rounded to the step: Chromium does not), else the
+ * default, the middle, on the step.
+ */
 function rangeValue(input: Element, raw: string): string {
   const min = parseFloatAttribute(input, "min") ?? 0;
   let max = parseFloatAttribute(input, "max") ?? 100;
   if (max < min) max = min;
+  if (FLOAT.test(raw) && Number.isFinite(Number(raw))) return String(Math.min(max, Math.max(min, Number(raw))));
   const stepAttribute = (input.getAttribute("step") ?? "").toLowerCase();
   const stepValue = parseFloatAttribute(input, "step");
   const step = stepAttribute === "any" ? undefined : stepValue !== undefined && stepValue > 0 ? stepValue : 1;
-  let value = FLOAT.test(raw) && Number.isFinite(Number(raw)) ? Number(raw) : min + (max - min) / 2;
-  if (value < min) value = min;
-  if (value > max) value = max;
+  let value = min + (max - min) / 2;
   if (step !== undefined) {
     const stepped = min + Math.round((value - min) / step) * step;
-    value = stepped > max ? stepped - step : stepped;
-    value = Number(value.toPrecision(15));
+    value = Number((stepped > max ? stepped - step : stepped).toPrecision(15));
   }
   return String(value);
+}
+
+/** A colour written in hex (#rgb, #rgba, #rrggbb, #rrggbbaa) as #rrggbb; anything else (a CSS colour name or
+ * function, which Chromium would parse) is black. */
+function hexColor(raw: string): string {
+  const hex = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i.exec(stripSpace(raw))?.[1].toLowerCase();
+  if (!hex) return "#000000";
+  return "#" + (hex.length <= 4 ? [...hex.slice(0, 3)].map((c) => c + c).join("") : hex.slice(0, 6));
 }
 
 const daysIn = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate();
@@ -502,12 +519,30 @@ function direction(field: Element, value: string): "ltr" | "rtl" {
   for (let e: Element | null = field; e; e = e.parentElement) {
     const dir = (e.getAttribute("dir") ?? "").toLowerCase();
     if (dir === "ltr" || dir === "rtl") return dir;
-    if (dir === "auto" && e === field) {
-      const strong = [...value].find((c) => STRONG.test(c));
-      return strong && STRONG_RTL.test(strong) ? "rtl" : "ltr";
-    }
+    // A telephone number reads left to right unless its own dir says otherwise.
+    if (e === field && field.localName === "input" && inputType(field) === "tel" && dir !== "auto") return "ltr";
+    if (dir === "auto") return firstStrong(e === field ? value : autoText(e));
   }
   return "ltr";
+}
+
+function firstStrong(text: string): "ltr" | "rtl" {
+  const strong = [...text].find((c) => STRONG.test(c));
+  return strong && STRONG_RTL.test(strong) ? "rtl" : "ltr";
+}
+
+/** The text `dir=auto` looks at on an element: its descendants' text, not in bdi, script, style, textarea or a dir. */
+function autoText(element: Element): string {
+  let text = "";
+  for (const node of Array.from(element.childNodes)) {
+    if (node.nodeType === 3) text += node.nodeValue ?? "";
+    else if (node.nodeType === 1) {
+      const child = node as Element;
+      if (["bdi", "script", "style", "textarea"].includes(child.localName) || child.hasAttribute("dir")) continue;
+      text += autoText(child);
+    }
+  }
+  return text;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -544,8 +544,33 @@ export function matchAll(value: XPathValue, regex: RegExp | string): RegExpExecA
 const VISIBLE_TEXT = "//text()[not(ancestor::html:head or ancestor::html:script or ancestor::html:style or " +
   "ancestor::html:template)]";
 
-/** The visible text of a document, collapsed and cut to `max` characters: enough to see the message. */
+// What a person looks at first on a page that went wrong: its alerts and error messages, then its main content.
+const ALERTS = "//*[@role='alert' or contains(translate(@class, 'ERROR', 'error'), 'error')]" +
+  "[not(ancestor::html:head or ancestor::html:script or ancestor::html:style or ancestor::html:template)]";
+const MAIN = "(//html:main | //*[@role='main'])[1]";
+
+/**
+ * A page's text for a failure message, collapsed and cut to `max` characters: first its alerts and error
+ * messages (`role=alert`, an element whose class says error), then its main content (`<main>`, `role=main`),
+ * then the rest of its visible text (the navigation, the footer), so a site's chrome does not crowd out what
+ * it said.
+ */
 export function excerpt(document: Document, max = 300): string {
-  const text = textsOf(evaluateXPath(document, VISIBLE_TEXT)).join(" ").replace(/\s+/g, " ").trim();
+  const alerts = new Set(evaluateXPath(document, ALERTS) as Node[]);
+  const main = (evaluateXPath(document, MAIN) as Node[])[0];
+  const parts: [string[], string[], string[]] = [[], [], []];
+  for (const text of evaluateXPath(document, VISIBLE_TEXT) as Node[]) {
+    let rank = 2;
+    for (let n = text.parentNode; n; n = n.parentNode) {
+      if (alerts.has(n)) {
+        rank = 0;
+        break;
+      }
+      if (n === main) rank = 1;
+    }
+    parts[rank].push(stringValue(text));
+  }
+  const collapse = (texts: string[]) => texts.join(" ").replace(/\s+/g, " ").trim();
+  const text = parts.map(collapse).filter(Boolean).join(" ");
   return text.length > max ? text.slice(0, max - 1) + "…" : text || "(empty body)";
 }

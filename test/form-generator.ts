@@ -64,7 +64,8 @@ const TEXTS = [
 const TYPED_VALUES: Record<string, string[]> = {
   number: ["", "12", "-3.5", "1e3", ".5", "5.", "+1", "abc", "0x10", " 7"],
   range: ["", "30", "150", "-5", "7.5", "abc", "99.6"],
-  color: ["", "#FFaa00", "#abc", "red", "#123456"],
+  // Not "red": Chromium parses CSS colour names, submitForm does not (see lib/form.ts).
+  color: ["", "#FFaa00", "#abc", "#abcd", "#123456", " #000 "],
   date: ["", "2024-02-29", "2023-02-29", "2024-13-01", "0000-01-01", "12024-01-01", "2024-1-1"],
   month: ["", "2024-02", "2024-13", "999-01"],
   week: ["", "2020-W53", "2021-W53", "2024-W01", "2024-W1"],
@@ -188,7 +189,8 @@ export function generateForm(seed: number): GeneratedForm {
     const lower = type.toLowerCase();
     let attributes = r.chance(0.5) || type === "bogus" ? ` type=${type}` : ` type="${type}"`;
     const n = name();
-    attributes += nameAttribute(n);
+    const named = nameAttribute(n);
+    attributes += named;
     const pool = TYPED_VALUES[lower] ?? TEXTS;
     if (r.chance(0.75)) attributes += ` value="${escapeAttribute(r.pick(pool))}"`;
     if (lower === "checkbox" || lower === "radio") attributes += r.chance(0.55) ? " checked" : "";
@@ -204,7 +206,7 @@ export function generateForm(seed: number): GeneratedForm {
     if (lower === "image") attributes += ` alt=img`;
     if (lower === "file" && r.chance(0.3)) attributes += " multiple";
     const disabled = common();
-    if (!disabled.includes("disabled") && owner === "" && inTarget) {
+    if (!disabled.includes("disabled") && owner === "" && inTarget && named.length > ' name=""'.length) {
       if (lower === "text" && r.chance(0.4)) {
         typed.push({
           id,

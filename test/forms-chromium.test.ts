@@ -90,7 +90,7 @@ interface Plan {
 const IN_BROWSER = `function (click) {
   const target = document.getElementById("target");
   const owned = (e) => e.form === target;
-  const enabled = (e) => !e.matches(":disabled") && !e.closest("datalist");
+  const enabled = (e) => !e.matches(":disabled");
   const buttons = Array.from(document.querySelectorAll("button, input"))
     .filter((e) => owned(e) && ["submit", "image"].includes(e.type));
   if (click !== null) return buttons.find((b) => b.name === click).click();
@@ -98,7 +98,8 @@ const IN_BROWSER = `function (click) {
   return {
     defaultButton: buttons[0] ? { id: buttons[0].id, disabled: !enabled(buttons[0]) } : null,
     named: buttons.filter((b) => enabled(b) && unique(b)).map((b) => b.name),
-    usable: Array.from(document.querySelectorAll("input")).filter((e) => owned(e) && enabled(e)).map((e) => e.id),
+    usable: Array.from(document.querySelectorAll("input"))
+      .filter((e) => owned(e) && enabled(e) && !e.closest("datalist")).map((e) => e.id),
   };
 }`;
 
@@ -209,13 +210,13 @@ if (!CHROMIUM) {
         const session = createSession(base);
         const page = await fetchPage(session, url);
         if (mode === "enter" && plan.defaultButton!.disabled) {
+          // Enter does nothing then; submitForm says why it cannot do as Enter does.
           await assert.rejects(
             submitForm(session, page, "//html:form[@id='target']", values, { submitter }),
             (e: Error) => e instanceof FormSubmissionError && /default button .* is disabled/.test(e.message),
           );
           return;
         }
-
         for (const t of typed) {
           await tab.evaluate(`document.getElementById(${JSON.stringify(t.id)}).value = ${JSON.stringify(t.value)}`);
         }
@@ -233,6 +234,7 @@ if (!CHROMIUM) {
         arrivals.length = 0;
         // The answer must have loaded before the tab closes: closing a tab mid-navigation can hang.
         const loaded = tab.waitForEvent("load");
+        loaded.catch(() => {}); // when an earlier step fails, its own error is the one to see
         if (mode === "enter") {
           await tab.focus("#enter");
           await tab.keyboard.press("Enter");
