@@ -180,8 +180,8 @@ interface Outgoing {
 }
 
 async function navigate(session: Session, method: "GET" | "POST", url: string, outgoing: Outgoing): Promise<Page> {
+  // A fragment stays on the page's URL (`thread?id=7#post-9`) and is never sent.
   let target = new URL(url, session.baseUrl);
-  target.hash = "";
   let { body } = outgoing;
   // A page the user typed in has no initiator; a POST without a page is taken as coming from its own site.
   const initiator = outgoing.from ? new URL(outgoing.from.url) : body ? target : undefined;
@@ -218,8 +218,10 @@ async function navigate(session: Session, method: "GET" | "POST", url: string, o
         throw new RequestError(method, target.href, `more than ${MAX_REDIRECTS} redirects`);
       }
       try {
-        target = new URL(location, target);
-        target.hash = "";
+        const next: URL = new URL(location, target);
+        // A Location without a fragment keeps the one the request had, as browsers do.
+        if (!next.hash) next.hash = target.hash;
+        target = next;
       } catch {
         throw new RequestError(method, target.href, `its Location header is not a URL: ${JSON.stringify(location)}`);
       }
@@ -400,7 +402,7 @@ function exchange(
       req.destroy();
     };
     // The path as the URL has it: an empty query (`action?`, as a GET form without fields sends) is kept.
-    const path = url.pathname + (url.search || (url.href.endsWith("?") ? "?" : ""));
+    const path = url.pathname + (url.search || (url.href.split("#")[0].endsWith("?") ? "?" : ""));
     const options = { protocol: url.protocol, hostname: url.hostname, port: url.port, path, method, headers, agent };
     const req = send(options, (res) => {
       answered = true;

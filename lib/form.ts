@@ -58,7 +58,7 @@ export type Enctype = "application/x-www-form-urlencoded" | "multipart/form-data
 /** What a browser sends: GET with the entries in the URL's query, or POST with a body. */
 export interface FormSubmission {
   method: "GET" | "POST";
-  /** The URL requested (a GET form's entries are its query), without its fragment. */
+  /** The URL navigated to (a GET form's entries are its query); its fragment, if any, is not sent. */
   url: string;
   entries: Entry[];
   enctype: Enctype;
@@ -114,13 +114,13 @@ export async function formSubmission(
   if (action.protocol !== "http:" && action.protocol !== "https:") {
     throw new FormSubmissionError(`its action ${action.href} is not HTTP`);
   }
-  action.hash = "";
   const enctype = parseEnctype(attribute("enctype", "formenctype"));
   const encode = encoderFor(encoding);
   if (method !== "post") {
     // The query is replaced, and an empty one is still there: `action?`.
-    action.search = "";
-    const url = `${action.href}?${urlencoded(entries, encode)}`;
+    const hash = action.hash;
+    action.hash = action.search = "";
+    const url = `${action.href}?${urlencoded(entries, encode)}${hash}`;
     return { method: "GET", url, entries, enctype, encoding };
   }
   if (enctype === "multipart/form-data") {

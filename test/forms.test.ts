@@ -180,9 +180,11 @@ describe("submitForm() sends what a browser sends", () => {
     assert.equal(plain.body, "a=x y\r\nb=1\r\n");
   });
 
-  test("a GET form replaces the action's query and drops its fragment", async () => {
-    const got = await submitted("get");
-    assert.equal(got.url, "/echo?q=a+b%26c");
+  test("a GET form replaces the action's query; its fragment stays on the page's URL and is not sent", async () => {
+    const session = createSession(base);
+    const page = await submitForm(session, await fetchPage(session, "form?name=get"), "//html:form");
+    assert.equal(echoed(page).url, "/echo?q=a+b%26c");
+    assert.equal(page.url, `${base}echo?q=a+b%26c#top`);
   });
 
   test("accept-charset encodes in its charset, what it cannot hold as a character reference", async () => {
