@@ -2,7 +2,7 @@
  * What a browser sends when a form is submitted: the HTML standard's "constructing the entry list" over a
  * parsed page, then the form's method, action and encoding. Nothing here does HTTP; lib/fetchData.ts sends it.
  *
- *   const submission = formSubmission(form, { url: page.url, encoding: "utf-8" }, { title: "Hi" }, {});
+ *   const submission = await formSubmission(form, { url: page.url, encoding: "utf-8" }, { title: "Hi" });
  *   // { method: "POST", url: "http://…/new-thread", contentType: "application/x-www-form-urlencoded", body, entries }
  *
  * The rules followed, from the standard (https://html.spec.whatwg.org/#form-submission-algorithm):
@@ -16,14 +16,15 @@
  * - a select sends its selected options, not disabled ones; a single select with none selected (and a
  *   display size of 1) sends its first option that is not disabled;
  * - an input's value is sanitized by its type as the browser does (newlines out of text, a number that is not
- *   one becomes empty, a colour lower-cased, a range clamped to its min, max and step);
+ *   one becomes empty, a hex colour as #rrggbb, a range clamped to its min and max);
  * - a textarea's newlines are normalised; every newline is sent as CR LF;
- * - an image button sends `name.x` and `name.y`; `dirname` sends the control's direction;
+ * - an image button sends `name.x=0` and `name.y=0`; `dirname` sends the control's direction (and a submit
+ *   input's even when another button submits, as Chromium does); a submit input without a value sends "Submit";
  * - a file input sends its files (from `values`), or an empty file;
  * - the submitter's `formaction`, `formmethod` and `formenctype` win over the form's own.
  * Not done: constraint validation (`required`, `pattern`: tierload sends what it is told, which is how a test
- * reaches the server's own checks), `wrap=hard` line breaking, and the HTML parser's form pointer (an input
- * inside a table that a `<form>` opened inside that table belongs to no form here).
+ * reaches the server's own checks), `wrap=hard` line breaking, CSS colour names, and the HTML parser's form
+ * pointer (an input inside a table that a `<form>` opened inside that table belongs to no form here).
  */
 import { encoderFor, encodingName } from "./encoding.ts";
 import { evaluateXPath } from "./html.ts";
@@ -166,7 +167,7 @@ function formEncoding(form: Element, page: FormPage): string {
 // ---------------------------------------------------------------------------------------------
 
 /** The form owner of a listed element: the form its `form` attribute names, or its nearest form ancestor. */
-export function formOwner(element: Element): Element | null {
+function formOwner(element: Element): Element | null {
   if (element.hasAttribute("form")) {
     const id = element.getAttribute("form");
     const named = id ? firstWithId(element.ownerDocument, id) : null;
@@ -234,7 +235,7 @@ function isSubmitButton(element: Element): boolean {
 }
 
 /** A control is disabled by its own attribute, or by a disabled fieldset (outside that fieldset's first legend). */
-export function isDisabled(element: Element): boolean {
+function isDisabled(element: Element): boolean {
   if (element.hasAttribute("disabled")) return true;
   let child: Element = element;
   for (let e = element.parentElement; e; child = e, e = e.parentElement) {
