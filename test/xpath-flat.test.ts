@@ -4,7 +4,7 @@
 // node-sets by their nodes' string values in order, numbers, strings and booleans as they are.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { evaluateXPath, parseHtml, stringValue, type Variables, VISIBLE_TEXT } from "../lib/html.ts";
+import { evaluateXPath, EXCERPT_QUERIES, parseHtml, stringValue, type Variables } from "../lib/html.ts";
 import { parseFlat } from "../lib/native-html.ts";
 import { evaluateFlat, flatQueryType, flatString } from "../lib/xpath-flat.ts";
 import { createSession, fetchPage, queryAll, queryOne, queryRows } from "../lib/fetchData.ts";
@@ -92,7 +92,8 @@ const PROJECT_QUERIES = [
   "count(//html:form[@class='reply'])",
   "count(//html:input[@disabled])",
   "count(//html:tr[@class='thread'])",
-  VISIBLE_TEXT,
+  "count(//html:figure[@class='chart']/*[local-name()='svg'])",
+  ...EXCERPT_QUERIES,
 ];
 
 /** One question, answered both ways: undefined when the flat evaluator leaves it to evaluateXPath. */
