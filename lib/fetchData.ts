@@ -21,13 +21,13 @@ import { decode, encodingOf } from "./encoding.ts";
 import { formSubmission, FormSubmissionError, type FormValues, type SubmitOptions } from "./form.ts";
 import {
   evaluateXPath,
+  EXCERPT_QUERIES,
   excerptOf,
   matchTexts,
   parseHtml,
   stringValue,
   textsOf,
   type Variables,
-  EXCERPT_QUERIES,
   type XPathValue,
 } from "./html.ts";
 import { type FlatTree, parseFlat } from "./native-html.ts";
