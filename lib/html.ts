@@ -549,7 +549,7 @@ export function matchTexts(texts: string[], regex: RegExp | string): RegExpExecA
 // What a person looks at first on a page that went wrong: its alerts and error messages, then its main content,
 // then the rest. Three queries, so that tier 3 can answer them on its flat tree as it answers any other.
 const UNSEEN = "ancestor::html:head or ancestor::html:script or ancestor::html:style or ancestor::html:template";
-const ALERT = "@role='alert' or contains(translate(@class, 'ERROR', 'error'), 'error')";
+const ALERT = "@role='alert' or contains(@class, 'error') or contains(@class, 'Error') or contains(@class, 'ERROR')";
 const MAIN = "(//html:main | //*[@role='main'])[1]";
 /** The visible text of a page's alerts, of its main content (outside them), and of the rest, in that order. */
 export const EXCERPT_QUERIES = [
