@@ -62,7 +62,12 @@ export function environmentName(long: string): string {
 export function loadCommand(scenario: AnyScenario) {
   const program = command(scenario.name)
     .description(scenario.description)
-    .option("-u, --users <n>", "simultaneous users", integer(1, 100_000), 1000)
+    .option(
+      "-u, --users <n>",
+      "simultaneous users (open model: the users who arrive in all)",
+      integer(1, 100_000),
+      1000,
+    )
     .option("-a, --actions <n>", "actions per user", integer(0, 1_000_000), 10)
     .option(
       "--instance <id>",
@@ -165,9 +170,8 @@ export function loadCommand(scenario: AnyScenario) {
     `
 Every option can also be set in the environment: TIERLOAD_USERS=1000 for --users 1000 (the command line wins).
 Verdict: PASS only when every action succeeded (or --max-error-rate allows the share that failed),
-the run went to its end, no --max-p99 was breached, no arrival was dropped (or --max-dropped allows the share)${
-      scenario.check ? ", and the end-state check passed" : ""
-    }.
+the run went to its end, no --max-p99 was breached, no arrival was dropped (or --max-dropped allows
+the share)${scenario.check ? ", and the end-state check passed" : ""}.
 Two models. Closed (the default): --users start together (or over --ramp-up), each next action waits for
 the last, so a slow application is asked less: it hides its stalls. Open (--arrival-rate or --stages): new
 users arrive at the rate whatever the application does, at most --max-active in flight; an arrival that

@@ -3,7 +3,7 @@
 // stopped for 2 s during a paced run shows in the latencies from the due time, not in those from the start.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as hdr from "hdr-histogram-js";
@@ -14,6 +14,7 @@ import {
   type LoadOptions,
   merge,
   parseLoadOptions,
+  readResultsFrom,
   renderReport,
   type Results,
 } from "../lib/tierload.ts";
@@ -58,7 +59,7 @@ test("arrivals are due where the integral of the rate reaches them, and shared o
   assert.equal(countOf(1, 6, 1000), 167);
 });
 
-test("open-model options that contradict each other are usage errors, all named at once", async () => {
+test("open-model options that contradict each other are usage errors, all named at once; --help says both models", async () => {
   const run = await runScript("load.ts", [
     "--arrival-rate",
     "10:50/30",
@@ -76,6 +77,12 @@ test("open-model options that contradict each other are usage errors, all named 
   assert.match(bad.stderr, /"fast" is not a rate: write 50, 50\/30/);
   const closed = await runScript("load.ts", ["--max-active", "5"]);
   assert.match(closed.stderr, /--max-active is for the open model: give --arrival-rate or --stages too/);
+  const help = await runScript("load.ts", ["--help"]);
+  for (const option of ["--arrival-rate", "--stages", "--duration", "--max-active", "--max-dropped", "--pace"]) {
+    assert.match(help.stdout, new RegExp(option));
+  }
+  assert.match(help.stdout, /Two models\. Closed \(the default\).*\n.*\n.*Open \(--arrival-rate/);
+  assert.match(help.stdout, /docs\/open-model\.md/);
 });
 
 describe("arrivals at a rate against the reference forum", () => {
@@ -154,6 +161,11 @@ describe("arrivals at a rate against the reference forum", () => {
       assert.equal(merged.actions[name].corrected!.due, both[0].due + both[1].due);
     }
     assert.match(formatReport(merged), /Arrivals: target 8\.0\/s/);
+    const tampered: Results = JSON.parse(JSON.stringify(pods[0]));
+    tampered.open!.started += 1;
+    const file = join(dir, "tampered.json");
+    writeFileSync(file, JSON.stringify(tampered));
+    assert.throws(() => readResultsFrom(file), /open must be whole counts, the due arrivals started or dropped/);
   });
 });
 
