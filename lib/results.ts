@@ -697,7 +697,9 @@ function mergeThresholds(all: Results[], told: Thresholds & { given?: string[] }
       (chosen as Record<string, unknown>)[key] = told[key];
       continue;
     }
-    const values = new Map(all.flatMap((r) => r.instances.map((i) => [i, r.settings[key]] as const)));
+    // Results written before --judge-latency judged as its default does.
+    const setting = (r: Results) => key === "judgeLatency" ? r.settings[key] ?? "corrected" : r.settings[key];
+    const values = new Map(all.flatMap((r) => r.instances.map((i) => [i, setting(r)] as const)));
     const distinct = new Set(values.values());
     if (distinct.size > 1) {
       const each = [...values].map(([i, v]) => `${i} ${v === undefined ? "none" : v}`).join(", ");

@@ -20,6 +20,7 @@ import {
 } from "../lib/tierload.ts";
 import { runLoad } from "../lib/runner.ts";
 import { runtimeCommand } from "../lib/process.ts";
+import { progressLine } from "../lib/report.ts";
 import forumScenario from "../scripts/load.ts";
 import type { RunningForum } from "../scripts/forum-server.ts";
 import { runScript, signalGroup, startCommand, startTestForum, waitFor } from "./helpers.ts";
@@ -58,6 +59,22 @@ test("arrivals are due where the integral of the rate reaches them, and shared o
   assert.deepEqual(shares.map((s) => s.maxActive), [3, 3, 4]);
   assert.equal(countOf(1, 6, 1000), 167);
 });
+
+test("the progress line shows arrivals against the target rate, and those dropped", () => {
+  const progress = {
+    ...{ done: 40, failed: 0, activeUsers: 7, requestsPerSecond: 120, p99: 80, pgBackends: 3 },
+    arrivals: { started: 95, dropped: 5, perSecond: 9.5 },
+  };
+  const started = Date.now() - 10_000;
+  const line = progressLine(progress, { users: 200, steps: 3, stages: parseStages("20/20"), share: shareOf2 }, started);
+  assert.match(
+    line,
+    /^\[10s\] 100\/200 arrivals, 5 dropped \| 9\.5\/s, target 10\.0\/s \| users 7 in flight \(max 50\)/,
+  );
+});
+
+/** An instance of two, with its share of --max-active 100. */
+const shareOf2 = { stride: 2, maxActive: 50 };
 
 test("open-model options that contradict each other are usage errors, all named at once; --help says both models", async () => {
   const run = await runScript("load.ts", [
