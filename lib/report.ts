@@ -71,24 +71,20 @@ function arrivalsSentence(r: Results): { text: string; bad: boolean } | null {
   const dropped = o.droppedBusy + o.droppedLate;
   const notDue = o.planned - o.due;
   const late = lateness(o);
-  const why = [
-    dropped ? `${dropped} dropped: ${droppedWhy(o)}` : "",
-    notDue
-      ? `${notDue} not yet due when the run stopped${r.stoppedEarly || r.interrupted ? "" : " (--max-duration)"}`
-      : "",
-  ].filter(Boolean);
-  const short = kept < RATE_KEPT
-    ? `; short of the target by ${(100 * (1 - kept)).toFixed(1)} %: ${why.join("; ")}`
-    : "";
+  const how = kept < RATE_KEPT
+    ? `short of the target by ${(100 * (1 - kept)).toFixed(1)} %`
+    : `${(100 * kept).toFixed(1)} % of it`;
+  const stopped = r.stoppedEarly || r.interrupted ? "" : " (--max-duration)";
+  const parts = [
+    `${o.planned} planned, ${o.started} started`,
+    `${dropped} dropped${dropped ? `: ${droppedWhy(o)}` : ` (--max-active ${o.maxActive})`}`,
+    ...(notDue ? [`${notDue} not yet due when the run stopped${stopped}`] : []),
+  ];
   const allowed = r.settings.maxDropped ?? 0;
   return {
-    text: `Arrivals: target ${target.toFixed(1)}/s, achieved ${achieved.toFixed(1)}/s (${(100 * kept).toFixed(1)} %) ` +
-      `over ${o.seconds.toFixed(1)} s: ${o.planned} planned, ${o.started} started, ${dropped} dropped` +
-      `${dropped ? ` (${droppedWhy(o)})` : ""}${
-        notDue && !short ? `, ${notDue} not yet due when the run stopped` : ""
-      }` +
-      `; at most ${o.maxActive} in flight (--max-active); started after their due time by p50 ${ms(late.p50)} ms, ` +
-      `p99 ${ms(late.p99)} ms, max ${ms(late.max)} ms${short}`,
+    text: `Arrivals: target ${target.toFixed(1)}/s, achieved ${achieved.toFixed(1)}/s over ${o.seconds.toFixed(1)} s ` +
+      `(${how}): ${parts.join(", ")}; those started began after their due time by p50 ${ms(late.p50)} ms, ` +
+      `p99 ${ms(late.p99)} ms, max ${ms(late.max)} ms`,
     bad: kept < RATE_KEPT || (o.due > 0 && dropped / o.due > allowed),
   };
 }
