@@ -7,6 +7,7 @@
  *   const plan = arrivalPlan(options)!;        // { stages, total, seconds }
  *   arrivalTime(plan.stages, 49)               // 0.98 (s) at --arrival-rate 50
  */
+import { duration } from "./cli.ts";
 import type { LoadOptions } from "./load-options.ts";
 
 /** A stretch of the run whose rate (arrivals per second) goes from `from` to `to`, linearly, over `seconds`. */
@@ -24,28 +25,36 @@ export interface ArrivalPlan {
 }
 
 const RATE = String.raw`(\d+(?:\.\d+)?)`;
-const STAGE = new RegExp(String.raw`^${RATE}(?::${RATE})?(?:/(\d+(?:\.\d+)?)s?)?$`);
+const STAGE = new RegExp(String.raw`^${RATE}(?::${RATE})?(?:/(.+))?$`);
+const seconds = duration("s");
 
 /**
- * One stage as the options write it: `50` (a rate; how long comes from --duration or --users), `50/30`
- * (50 a second for 30 s) or `10:200/60` (from 10 to 200 a second over 60 s). Throws, naming what is wrong.
+ * One stage as the options write it: `50` (a rate; how long comes from --duration or --users), `50/30s`
+ * (50 a second for 30 s) or `10:200/1m` (from 10 to 200 a second over a minute); a bare time is in
+ * seconds. Throws, naming what is wrong.
  */
 export function parseStage(text: string, needsDuration: boolean): Stage & { open: boolean } {
   const match = STAGE.exec(text.trim());
   if (!match) {
-    throw new Error(`"${text}" is not a rate: write 50, 50/30 (50 a second for 30 s) or 10:200/60 (a ramp over 60 s)`);
+    throw new Error(`"${text}" is not a rate: write 50, 50/30s (50 a second for 30 s) or 10:200/60s (a ramp)`);
   }
-  const [, from, to, seconds] = match;
-  const stage = { from: Number(from), to: Number(to ?? from), seconds: Number(seconds ?? 0), open: !seconds };
+  const [, from, to, time] = match;
+  let lasts = 0;
+  try {
+    lasts = time === undefined ? 0 : seconds(time);
+  } catch (error) {
+    throw new Error(`"${text}": ${(error as Error).message}`);
+  }
+  const stage = { from: Number(from), to: Number(to ?? from), seconds: lasts, open: time === undefined };
   if (stage.open && (needsDuration || to !== undefined)) {
-    throw new Error(`"${text}" needs a duration: ${to === undefined ? `${from}/30` : `${from}:${to}/60`} (seconds)`);
+    throw new Error(`"${text}" needs a duration: ${to === undefined ? `${from}/30s` : `${from}:${to}/60s`}`);
   }
   if (!stage.open && stage.seconds <= 0) throw new Error(`"${text}" lasts no time: give seconds above 0`);
   if (stage.from > 100_000 || stage.to > 100_000) throw new Error(`"${text}" is above 100000 arrivals a second`);
   return stage;
 }
 
-/** `--stages 10/30,10:100/60,100/60`: stages one after another, each written as parseStage reads it. */
+/** `--stages 10/30s,10:100/1m,100/60s`: stages one after another, each written as parseStage reads it. */
 export function parseStages(text: string): Stage[] {
   const stages = text.split(",").map((part) => parseStage(part, true));
   if (stages.every((s) => s.from === 0 && s.to === 0)) throw new Error(`"${text}" has no arrivals: every rate is 0`);

@@ -21,6 +21,8 @@ import { formatReport, renderReport } from "./report.ts";
 import { merge, redactUrl, type Results } from "./results.ts";
 import { readResultsFrom } from "./results-file.ts";
 import { runLoad } from "./runner.ts";
+import { writeCsv } from "./csv.ts";
+import { thresholdsOf } from "./thresholds.ts";
 import { type AnyScenario, type LoadedScenario, register, type Scenario } from "./scenario.ts";
 
 /**
@@ -39,24 +41,28 @@ export function scenario<O extends object = Record<string, never>, S = undefined
   return loaded;
 }
 
-/** The load tool on `scenario`, as its file's command line asks. */
+/** The load tool on `scenario`, as its file's command line asks. *
+ *   await main(forum, ["node", "load.ts", "--users", "20", "--report", "run.html"]); // as `npx tsx scripts/load.ts ...`
+ */
 export async function main(scenario: AnyScenario, argv = process.argv): Promise<void> {
   const options = parseLoadOptions(scenario, argv);
-  const log = (line: string) => process.stderr.write(line + "\n");
+  const log = options.quiet ? () => {} : (line: string) => process.stderr.write(line + "\n");
   let results: Results;
   if (options.kubernetesJob) {
     console.log(kubernetesJob(scenario, options));
     return;
   }
   if (options.merge) {
-    results = merge(options.merge.flatMap((source) => readResultsFrom(source)), options);
+    // The merge judges by the instances' own thresholds, unless it is given its own.
+    const told = ["threshold", "maxP99", "maxErrorRate"].some((key) => options.given.includes(key));
+    results = merge(options.merge.flatMap((source) => readResultsFrom(source)), told ? thresholdsOf(options) : null);
   } else {
     const refusal = checkOpenFiles(usersInFlight(options));
     if (refusal) throw new Error(refusal);
     results = await runWithSignals(scenario, options, log);
   }
   // With the JSON on stdout, the report a person reads goes to stderr.
-  (options.json === "-" ? log : console.log)(formatReport(results));
+  (options.json === "-" ? (line: string) => process.stderr.write(line + "\n") : console.log)(formatReport(results));
   if (options.json === "-") console.log(JSON.stringify(results));
   else if (options.json) {
     writeFileSync(options.json, JSON.stringify(results, null, 1));
@@ -66,6 +72,7 @@ export async function main(scenario: AnyScenario, argv = process.argv): Promise<
     writeFileSync(options.report, renderReport(results));
     log(`Report written to ${options.report}`);
   }
+  if (options.csv) log(`CSV written to ${writeCsv(options.csv, results).join(", ")}`);
   process.exitCode = results.interrupted ? EXIT.interrupted : results.verdict.ok ? EXIT.ok : EXIT.failed;
 }
 
@@ -94,7 +101,7 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
   try {
     return await runLoad(scenario, options, {
       log: (line) => log(`${tty ? "\r\x1b[K" : ""}${line}`),
-      progress: (line) => {
+      progress: options.quiet ? undefined : (line) => {
         if (!tty) log(line);
         else process.stderr.write(`\r\x1b[K${line.length < width() ? line : line.slice(0, width() - 2) + "…"}`);
       },
@@ -135,6 +142,8 @@ const SET_BY_THE_JOB = new Set([
  * each printing its results as its last line of output (--json -) for the merge to read from the logs.
  * An option whose value holds a password (a URL's, or an option named like one) reaches the pods through
  * a Kubernetes Secret and the environment, never through the YAML.
+ *
+ *   writeFileSync("job.yaml", kubernetesJob(forum, parseLoadOptions(forum, ["node", "load.ts", "--kubernetes-job", "--url", url])));
  */
 export function kubernetesJob(scenario: AnyScenario, options: LoadOptions): string {
   const script = relative(process.cwd(), fileURLToPath(scenario.file));
@@ -153,6 +162,8 @@ export function kubernetesJob(scenario: AnyScenario, options: LoadOptions): stri
     const value = values[key];
     if (typeof value === "boolean") {
       if (value) args.push(option.long);
+    } else if (Array.isArray(value)) {
+      for (const item of value) args.push(option.long, typeof item === "object" ? item.text : String(item));
     } else if (isSecret(key, String(value))) {
       const shown = redactUrl(String(value));
       secrets.push({

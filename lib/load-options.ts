@@ -7,7 +7,8 @@
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { arrivalPlan, countOf, parseStage, parseStages } from "./arrivals.ts";
-import { command, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { type Threshold, threshold } from "./thresholds.ts";
 import { instanceName } from "./results.ts";
 import type { AnyScenario } from "./scenario.ts";
 
@@ -25,6 +26,12 @@ export interface LoadOptions {
   timeout: number;
   json?: string;
   report?: string;
+  csv?: string;
+  metricsPort?: number;
+  metricsHost: string;
+  metricsHold: number;
+  quiet?: boolean;
+  verbose?: boolean;
   maxErrorRate?: number;
   maxP99?: number;
   /** The open model: new users a second (`50`, `10:200/60`), or stages of them (`10/30,10:100/60`). */
@@ -41,6 +48,7 @@ export interface LoadOptions {
   pace?: number;
   /** Which latency --max-p99 judges: from when each action was due (corrected) or from when it started. */
   judgeLatency: "corrected" | "uncorrected";
+  threshold?: Threshold[];
   workers?: number;
   merge?: string[];
   instances?: number;
@@ -74,23 +82,37 @@ export function loadCommand(scenario: AnyScenario) {
       "names this run's users <id>_<i>, so several runs can share an application",
       Date.now().toString(36),
     )
-    .option("--ramp-up <seconds>", "spread the users' starts over this long", number(0), 0)
-    .option("--think-time <ms>", "mean pause before each of a user's actions (uniform, 0.5x to 1.5x)", number(0), 0)
-    .option("--max-duration <seconds>", "stop starting actions after this long", number(1))
+    .option(
+      "--ramp-up <time>",
+      "spread the users' starts over this long (30s, 2m; bare number: seconds)",
+      duration("s"),
+      0,
+    )
+    .option(
+      "--think-time <time>",
+      "mean pause before each of a user's actions, uniform from 0.5x to 1.5x (500ms, 2s; bare number: ms)",
+      duration("ms"),
+      0,
+    )
+    .option(
+      "--max-duration <time>",
+      "stop starting actions after this long (5m, 1h30m; bare number: seconds)",
+      duration("s", 1),
+    )
     .option(
       "--arrival-rate <rate>",
-      "open model: new users a second, each on its whole journey (50; a ramp: 10:200/60 is 10 to 200 over 60 s)",
+      "open model: new users a second, each on its whole journey (50; a ramp: 10:200/60s is 10 to 200 over 60 s)",
       (value: string) => validated(value, (v) => parseStage(v, false)),
     )
     .option(
       "--stages <list>",
-      "open model: rates one after another, rate/seconds or from:to/seconds each (10/30,10:100/60,100/60)",
+      "open model: rates one after another, rate/time or from:to/time each (10/30s,10:100/1m,100/60s; bare: seconds)",
       (value: string) => validated(value, parseStages),
     )
     .option(
-      "--duration <seconds>",
-      "with a steady --arrival-rate: arrive for this long (default: until --users)",
-      number(0.001),
+      "--duration <time>",
+      "with a steady --arrival-rate: arrive for this long (30s, 5m; bare number: seconds; default: until --users)",
+      duration("s", 0.001),
     )
     .option(
       "--max-active <n>",
@@ -99,9 +121,9 @@ export function loadCommand(scenario: AnyScenario) {
       1000,
     )
     .option(
-      "--max-lateness <ms>",
-      "open model: an arrival the generator starts later than this after it was due is dropped",
-      number(0),
+      "--max-lateness <time>",
+      "open model: an arrival the generator starts later than this after it was due is dropped (bare number: ms)",
+      duration("ms"),
       1000,
     )
     .option(
@@ -110,13 +132,15 @@ export function loadCommand(scenario: AnyScenario) {
       number(0, 1),
     )
     .option(
-      "--pace <ms>",
-      "start each of a user's repeated actions this long after the last one's due time (fixed interval)",
-      number(1),
+      "--pace <time>",
+      "each of a user's repeated actions is due this long after the last one's due time (500ms, 5s; bare number: ms)",
+      duration("ms", 1),
     )
     .addOption(
-      new Option("--judge-latency <which>", "the latency --max-p99 judges: from each action's due time, or its start")
-        .choices(["corrected", "uncorrected"]).default("corrected"),
+      new Option(
+        "--judge-latency <which>",
+        "the latency thresholds judge where an action has a due time: from it (corrected), or from the start",
+      ).choices(["corrected", "uncorrected"]).default("corrected"),
     )
     .option("--seed <n>", "random seed, for a run that makes the same choices", integer(0, 2 ** 32 - 1), randomSeed())
     .option("--url <url>", `the application to load${scenario.start ? " (default: start one for this run)" : ""}`)
@@ -124,11 +148,31 @@ export function loadCommand(scenario: AnyScenario) {
       "--database-url <url>",
       "PostgreSQL to sample for client backends (automatic for an application started here)",
     )
-    .option("--timeout <ms>", "time limit of each request", number(1), 120_000)
+    .option("--timeout <time>", "time limit of each request (30s, 2m; bare number: ms)", duration("ms", 1), 120_000)
     .option("--json <file>", "write the full results, histograms included, to this file (- for stdout)")
     .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
-    .option("--max-error-rate <fraction>", "fail (exit 1) when more than this share of actions fail", number(0, 1))
-    .option("--max-p99 <ms>", "fail (exit 1) when any action's p99 latency exceeds this", number(0))
+    .option("--csv <prefix>", "write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_stats_history.csv")
+    .option(
+      "--metrics-port <n>",
+      "serve live metrics for Prometheus at http://HOST:N/metrics (0: a free port)",
+      integer(0, 65535),
+    )
+    .option("--metrics-host <host>", "the address the metrics are served on", "127.0.0.1")
+    .option(
+      "--metrics-hold <time>",
+      "after the run, wait this long at most for a scrape of the final values (bare number: seconds)",
+      duration("s"),
+      15,
+    )
+    .option("-q, --quiet", "print the report only: no progress, no log lines")
+    .option("-v, --verbose", "print each failure as it happens, besides the report")
+    .option(
+      "--threshold <rule>",
+      "fail (exit 1) unless [action:]statistic<limit holds: reply:p95<500ms, *:p99<2s, errors<1% (repeatable)",
+      threshold,
+    )
+    .option("--max-error-rate <fraction>", "the same as --threshold 'errors<FRACTION'", number(0, 1))
+    .option("--max-p99 <time>", "the same as --threshold '*:p99<TIME' (2s, 500ms; bare number: ms)", duration("ms"))
     .option(
       "--workers <n>",
       "worker threads the users run in (default: 1 beside an application started here, one per core against --url)",
@@ -159,11 +203,22 @@ export function loadCommand(scenario: AnyScenario) {
     )
     .option("--image <ref>", "with --kubernetes-job: the container image (built from Containerfile)", "tierload:latest")
     .option(
-      "--start-in <seconds>",
-      "with --kubernetes-job: the pods begin together this long after the YAML is made (at most 30 days)",
-      number(0, 30 * 24 * 3600),
+      "--start-in <time>",
+      "with --kubernetes-job: the pods begin together this long after the YAML is made (bare number: seconds)",
+      duration("s", 0, 30 * 24 * 3600),
       90,
     );
+  // --help shows each default time with its unit.
+  const shown: Record<string, string> = {
+    "--ramp-up": "0s",
+    "--think-time": "0ms",
+    "--timeout": "2m",
+    "--start-in": "90s",
+    "--max-lateness": "1s",
+  };
+  for (const option of program.options) {
+    if (option.long && shown[option.long]) option.defaultValueDescription = shown[option.long];
+  }
   scenario.options?.(program);
   return program.addHelpText(
     "after",
@@ -176,14 +231,16 @@ Two models. Closed (the default): --users start together (or over --ramp-up), ea
 the last, so a slow application is asked less: it hides its stalls. Open (--arrival-rate or --stages): new
 users arrive at the rate whatever the application does, at most --max-active in flight; an arrival that
 cannot start (all busy, or the generator late by --max-lateness) is dropped and counted. With arrivals or
---pace, each action is timed from its due time too (corrected, as wrk2 does), and --max-p99 judges that one.
+--pace, each action is timed from its due time too (corrected, as wrk2 does): latency thresholds judge that.
 See docs/open-model.md.
 Exit status: 0 PASS, 1 FAIL, 2 usage error, 130 interrupted (one Ctrl-C lets the actions in flight
 finish, then prints the report and writes the JSON; a second quits at once).`,
   );
 }
 
-/** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. */
+/** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. *
+ *   const options = parseLoadOptions(forum, ["node", "load.ts", "--url", url, "--users", "20"]);
+ */
 export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: string[]): LoadOptions & O {
   const program = loadCommand(scenario).parse(scriptArgs(argv));
   fromEnvironment(program);
@@ -194,7 +251,13 @@ export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: 
   });
   const options = { ...values, given } as LoadOptions & O;
   const usage = (message: string) => program.error(`error: ${message}`, { exitCode: EXIT.usage });
-  for (const [flag, path] of [["--json", options.json], ["--report", options.report]]) {
+  for (
+    const [flag, path] of [
+      ["--json", options.json],
+      ["--report", options.report],
+      ["--csv", options.csv && `${options.csv}_stats.csv`],
+    ]
+  ) {
     const problem = path === "-" && flag === "--json" ? null : unwritable(path);
     if (problem) usage(`${flag} ${problem}`);
   }

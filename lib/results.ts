@@ -14,7 +14,9 @@ import { performance } from "node:perf_hooks";
 import * as hdr from "hdr-histogram-js";
 import type { RequestRecord } from "./fetchData.ts";
 import { histogram, microseconds } from "./histogram.ts";
+import { bucketOf, type MetricCounts } from "./metrics.ts";
 import type { LoopLoad } from "./samplers.ts";
+import { type Judged, judgeThresholds, type Threshold } from "./thresholds.ts";
 
 /** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
 export const BUSY_SHARE = 0.9;
@@ -104,6 +106,11 @@ export class Recorder {
       this.arrivals = { ...arrivals, due: 0, started: 0, droppedBusy: 0, droppedLate: 0, lateness: histogram() };
     }
   }
+  /** Bucket bounds in ms, when live metrics count each latency into buckets (--metrics-port). */
+  bounds?: number[];
+  private readonly live = new Map<string, MetricCounts>();
+  /** Told of each failure as it happens (--verbose). */
+  onFailure?: (name: string, failure: Failure) => void;
 
   /** The current second's bucket, which also notes the users active and PostgreSQL's backends now. */
   second(): Second {
@@ -220,6 +227,11 @@ export class Recorder {
     }));
   }
 
+  /** The live metrics' counts so far (--metrics-port), by name. */
+  counts(): MetricCounts[] {
+    return [...this.live.values()];
+  }
+
   /** The open model's arrivals as the JSON keeps them; undefined in the closed model. */
   arrivalResults(): OpenResults | undefined {
     const a = this.arrivals;
@@ -229,6 +241,15 @@ export class Recorder {
   }
 
   private add(name: string, kind: Kind, ms: number, failure?: Failure, correctedMs?: number): void {
+    if (this.bounds) {
+      let live = this.live.get(name);
+      if (!live) this.live.set(name, live = { name, kind, count: 0, errors: 0, sumMs: 0, buckets: [] });
+      live.count++;
+      if (failure) live.errors++;
+      live.sumMs += ms;
+      const bucket = bucketOf(this.bounds, ms);
+      live.buckets[bucket] = (live.buckets[bucket] ?? 0) + 1;
+    }
     const metric = metricOf(this.metrics, name, kind);
     metric.count++;
     metric.histogram.recordValue(microseconds(ms));
@@ -246,6 +267,7 @@ export class Recorder {
       }
     }
     if (failure) {
+      this.onFailure?.(name, failure);
       metric.errors++;
       if (metric.failures.length < FAILURES_KEPT) metric.failures.push(failure);
     }
@@ -276,6 +298,7 @@ export interface Summary {
   min: number;
   p50: number;
   p90: number;
+  p95: number;
   p99: number;
   max: number;
   mean: number;
@@ -332,18 +355,11 @@ export interface Settings {
   maxDropped?: number;
   pace?: number;
   judgeLatency?: "corrected" | "uncorrected";
+  /** Every threshold the verdict applies: --threshold, and the shorthands --max-p99 and --max-error-rate. */
+  thresholds?: Threshold[];
   url: string;
   embedded: boolean;
   [scenarioOptions: string]: unknown;
-}
-
-export interface Thresholds {
-  maxErrorRate?: number;
-  maxP99?: number;
-  /** The share of arrivals that may be dropped (open model); none when not given. */
-  maxDropped?: number;
-  /** Which latency --max-p99 judges where an action has both (default: corrected). */
-  judgeLatency?: "corrected" | "uncorrected";
 }
 
 export interface ActionResult {
@@ -431,6 +447,8 @@ export interface Results {
   instanceDetails?: InstanceDetail[];
   /** For a merge: what was expected against what was found. */
   merged?: MergeCheck;
+  /** Each threshold, held or breached, with what was measured. */
+  thresholds: Judged[];
   verdict: { ok: boolean; reasons: string[] };
 }
 
@@ -477,7 +495,7 @@ export interface Facts {
 }
 
 /** Results from what a run or a merge knows: summaries, the generator's cost per request, the verdict. */
-export function buildResults(facts: Facts, thresholds: Thresholds): Results {
+export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
   const { metrics, generator, settings, ...rest } = facts;
   const wallSeconds = (facts.endedAt - facts.startedAt) / 1000;
   const actions = Object.fromEntries([...metrics].map(([name, m]) => [name, {
@@ -511,8 +529,21 @@ export function buildResults(facts: Facts, thresholds: Thresholds): Results {
     wallSeconds,
     actions,
   };
-  const results = { ...unjudged, generator: { ...generator, cpuMsPerRequest }, verdict: { ok: true, reasons: [] } };
-  return { ...results, verdict: judge(results, thresholds) };
+  // Latency thresholds judge an action's latencies from its due time where it has one (--judge-latency).
+  const fromDue = settings.judgeLatency !== "uncorrected";
+  const measured = Object.fromEntries(
+    Object.entries(actions).filter(([, a]) => a.kind === "action").map((
+      [name, a],
+    ) => [name, fromDue && a.corrected?.due ? a.corrected.summary : a.summary]),
+  );
+  const { judged, reasons } = judgeThresholds(measured, thresholds);
+  const results = {
+    ...unjudged,
+    settings: { ...unjudged.settings, thresholds },
+    generator: { ...generator, cpuMsPerRequest },
+    thresholds: judged,
+  };
+  return { ...results, verdict: judge(results, reasons) };
 }
 
 /** A percentile in ms; HDR answers a bucket's highest value, which may pass the true maximum. */
@@ -528,6 +559,7 @@ function summarize(h: Histogram, count: number, errors: number, seconds: number)
     min: h.totalCount ? h.minNonZeroValue / 1000 : 0,
     p50: percentile(h, 50),
     p90: percentile(h, 90),
+    p95: percentile(h, 95),
     p99: percentile(h, 99),
     max: h.maxValue / 1000,
     mean: Math.round(h.mean) / 1000,
@@ -546,42 +578,25 @@ export function entriesOf(results: Pick<Results, "actions">, kind: Kind): [strin
 }
 
 /**
- * The verdict: a run passes only when every action it attempted succeeded (or as many as
- * --max-error-rate allows), it ran to the end, no --max-p99 was breached, and the scenario's end-state
+ * The verdict: a run passes only when every action it attempted succeeded (or as many as an errors
+ * threshold allows), it ran to the end, every threshold held, and the scenario's end-state
  * check (where it has one) ran and passed. A check that could not run fails the verdict as "not checked",
  * never as a finding.
  */
-function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
+function judge(results: Omit<Results, "verdict">, thresholdReasons: string[]): Results["verdict"] {
   const reasons: string[] = [];
-  const actions = entriesOf(results, "action");
-  const attempted = actions.reduce((n, [, a]) => n + a.count, 0);
-  const failed = actions.reduce((n, [, a]) => n + a.errors, 0);
+  const attempted = entriesOf(results, "action").reduce((n, [, a]) => n + a.count, 0);
   if (attempted === 0) reasons.push("no action was attempted");
-  if (thresholds.maxErrorRate === undefined) {
-    if (failed > 0) reasons.push(`${failed} of ${attempted} actions failed (--max-error-rate allows a share)`);
-  } else if (attempted > 0 && failed / attempted > thresholds.maxErrorRate) {
-    reasons.push(`error rate ${(failed / attempted).toFixed(4)} is above --max-error-rate ${thresholds.maxErrorRate}`);
-  }
-  if (thresholds.maxP99 !== undefined) {
-    for (const [name, a] of actions) {
-      const corrected = a.corrected && thresholds.judgeLatency !== "uncorrected";
-      const p99 = corrected ? a.corrected!.summary.p99 : a.summary.p99;
-      if (p99 > thresholds.maxP99) {
-        reasons.push(
-          `${name} p99 ${p99} ms${corrected ? " (from due time)" : ""} is above --max-p99 ${thresholds.maxP99} ms`,
-        );
-      }
-    }
-  }
+  reasons.push(...thresholdReasons);
   const open = results.open;
   if (open) {
     const dropped = open.droppedBusy + open.droppedLate;
-    const allowed = thresholds.maxDropped ?? 0;
+    const allowed = results.settings.maxDropped ?? 0;
     if (open.due > 0 && dropped / open.due > allowed) {
       const share = `${((100 * dropped) / open.due).toFixed(1)} %`;
       reasons.push(
         `${dropped} of ${open.due} arrivals dropped (${share}: ${droppedWhy(open)}), above ${
-          thresholds.maxDropped === undefined
+          results.settings.maxDropped === undefined
             ? "none allowed (--max-dropped allows a share)"
             : `--max-dropped ${allowed}`
         }`,
@@ -641,8 +656,10 @@ export function redactUrl(url: string): string {
  * thresholds to use instead (the merge's own --max-p99, --max-error-rate). Results that cannot belong to
  * one test are refused, saying which differ: another scenario, URL or actions per user; and, within one
  * run of several instances, another seed, or shares that do not add up to the run's users.
+ *
+ *   const all = merge(["a.json", "b.json"].flatMap((file) => readResultsFrom(file)));
  */
-export function merge(all: Results[], told: Thresholds & { given?: string[] } = {}): Results {
+export function merge(all: Results[], told: Threshold[] | null = null): Results {
   if (all.length === 0) throw new Error("Nothing to merge");
   const seen = new Set<string>();
   const duplicates: string[] = [];
@@ -672,44 +689,29 @@ export function merge(all: Results[], told: Thresholds & { given?: string[] } = 
     ...combined,
     settings: {
       ...combined.settings,
-      maxP99: thresholds.maxP99,
-      maxErrorRate: thresholds.maxErrorRate,
-      maxDropped: thresholds.maxDropped,
-      judgeLatency: thresholds.judgeLatency,
+      maxP99: told ? undefined : combined.settings.maxP99,
+      maxErrorRate: told ? undefined : combined.settings.maxErrorRate,
     },
     instanceDetails: details,
     merged: { found, expected, missing, duplicates: [...new Set(duplicates)] },
   }, thresholds);
 }
 
-const THRESHOLDS = [
-  ["maxP99", "--max-p99"],
-  ["maxErrorRate", "--max-error-rate"],
-  ["maxDropped", "--max-dropped"],
-  ["judgeLatency", "--judge-latency"],
-] as const;
-
-/** The thresholds a merge judges with: the instances' own, which must agree, unless the merge is told others. */
-function mergeThresholds(all: Results[], told: Thresholds & { given?: string[] }): Thresholds {
-  const chosen: Thresholds = {};
-  for (const [key, flag] of THRESHOLDS) {
-    if (told.given?.includes(key) || (told.given === undefined && told[key] !== undefined)) {
-      (chosen as Record<string, unknown>)[key] = told[key];
-      continue;
-    }
-    // Results written before --judge-latency judged as its default does.
-    const setting = (r: Results) => key === "judgeLatency" ? r.settings[key] ?? "corrected" : r.settings[key];
-    const values = new Map(all.flatMap((r) => r.instances.map((i) => [i, setting(r)] as const)));
-    const distinct = new Set(values.values());
-    if (distinct.size > 1) {
-      const each = [...values].map(([i, v]) => `${i} ${v === undefined ? "none" : v}`).join(", ");
-      throw new Error(
-        `The instances ran with different ${flag} thresholds (${each}): give ${flag} to the merge to judge them all by one`,
-      );
-    }
-    (chosen as Record<string, unknown>)[key] = [...distinct][0];
+/**
+ * The thresholds a merge judges with: those it is told (the merge's own --threshold, --max-p99,
+ * --max-error-rate), else the instances' own, which must agree.
+ */
+function mergeThresholds(all: Results[], told: Threshold[] | null): Threshold[] {
+  if (told) return told;
+  const texts = (r: Results) => (r.settings.thresholds ?? []).map((t) => t.text).join(", ") || "none";
+  const each = new Map(all.flatMap((r) => r.instances.map((i) => [i, texts(r)] as const)));
+  if (new Set(each.values()).size > 1) {
+    throw new Error(
+      `The instances ran with different thresholds (${[...each].map(([i, t]) => `${i}: ${t}`).join("; ")}): ` +
+        "give the merge its own (--threshold, --max-p99, --max-error-rate) to judge them all by one",
+    );
   }
-  return chosen;
+  return all[0].settings.thresholds ?? [];
 }
 
 /** Throws, naming the field and the instances, when results cannot be parts of one test. */
@@ -726,6 +728,9 @@ function refuseMismatches(all: Results[]): void {
   differ("actions per user", (r) => r.settings.actions, all);
   differ("the model (closed, or open with its rate)", (r) => r.settings.stages ?? r.settings.arrivalRate, all);
   differ("--pace", (r) => r.settings.pace, all);
+  // Results written before --judge-latency judged as its default does.
+  differ("--judge-latency", (r) => r.settings.judgeLatency ?? "corrected", all);
+  differ("--max-dropped", (r) => r.settings.maxDropped, all);
   const runs = new Map<string, Results[]>();
   for (const r of all) {
     for (const d of r.instanceDetails ?? []) if (d.run !== undefined) runs.set(d.run, [...runs.get(d.run) ?? [], r]);

@@ -22,7 +22,9 @@ import {
 } from "./results.ts";
 import { type PgSampler, samplePostgres, watchMachine } from "./samplers.ts";
 import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
+import { thresholdsOf } from "./thresholds.ts";
 import { type OpenShare, type Share, UserThread } from "./workers.ts";
+import { addCounts, bucketBounds, type MetricCounts, type MetricsServer, serveMetrics } from "./metrics.ts";
 
 /** How long after the run's start its first arrival is due: time for every worker thread to hear of it. */
 const FIRST_ARRIVAL_MS = 50;
@@ -43,6 +45,9 @@ export interface RunIO {
  * its check after, so that this thread never parses a page and is always free to answer a signal: a
  * terminal's Ctrl-C, and the wrappers that relay it (tsx's CLI sends SIGKILL to a child that has not
  * acknowledged a relayed SIGINT within 30 ms, which a busy generator never does).
+ *
+ *   const results = await runLoad(forum, parseLoadOptions(forum, ["node", "load.ts", "--url", url, "--users", "20"]));
+ *   assert.equal(results.verdict.ok, true, results.verdict.reasons.join("; "));
  */
 export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: RunIO = {}): Promise<Results> {
   const log = io.log ?? (() => {});
@@ -63,8 +68,10 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   const runOptions = { ...options, instance: me.name };
   let workers: UserThread[] = [];
   let sampler: PgSampler | null = null;
+  let metrics: MetricsServer | null = null;
   let stoppedEarly: string | undefined;
   try {
+    if (!options.url) log(`Starting the application for this run (no --url given)`);
     app = options.url ? null : await scenario.start!(options);
     const url = options.url ?? app!.url;
     workers = Array.from(
@@ -95,6 +102,17 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         return null;
       })
       : null;
+    let finalCounts: MetricCounts[] | null = null;
+    metrics = options.metricsPort === undefined ? null : await serveMetrics(
+      { port: options.metricsPort, host: options.metricsHost },
+      () => ({
+        metrics: finalCounts ?? addCounts(workers.map((w) => w.progress.metrics ?? [])),
+        activeUsers: finalCounts ? 0 : workers.reduce((n, w) => n + w.progress.activeUsers, 0),
+        pgBackends: recorder.pgBackends,
+      }),
+      bucketBounds(options.timeout),
+    );
+    if (metrics) log(`Metrics for Prometheus: ${metrics.url}`);
     const [lead] = workers;
     const setup = scenario.setup ? await lead.ask<unknown>({ setup: { url, options } }) : undefined;
     const share = options.instances === undefined
@@ -149,6 +167,8 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     }));
     const endedAt = Date.now();
     const cpu = process.cpuUsage(cpuBefore);
+    finalCounts = addCounts(shares.map((share) => share.metrics ?? []));
+    metrics?.ended();
     clearInterval(progress);
     clearTimeout(cap);
     await sampler?.stop();
@@ -211,9 +231,13 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         workers: workers.length > 1 ? loops.map((loop, k) => ({ ...loop, users: shares[k].users })) : undefined,
       },
       check,
-    }, options);
+    }, thresholdsOf(options));
   } finally {
     io.signal?.removeEventListener("abort", onAbort);
+    await metrics?.stop(
+      interrupted ? 0 : options.metricsHold * 1000,
+      () => log(`Waiting at most ${options.metricsHold} s for a scrape of the final metrics (--metrics-hold)`),
+    );
     workers.forEach((w) => w.end());
     await sampler?.stop();
     stoppingApp = true;

@@ -77,6 +77,9 @@ export interface Suite<W> {
 /**
  * The suite of the file whose `import.meta` is given; when that file is the program, its cases run once
  * the file has defined them all.
+ *
+ *   const cases = suite(import.meta, { name: "forum", description: "...", world: ({ url }) => ({ url }) });
+ *   cases.test("p1 logs in", async ({ url }) => assert.equal(await whoAmI(await login(url, "p1", "p1")), "p1"));
  */
 export function suite<W>(meta: ImportMeta, definition: SuiteDefinition<W>): Suite<W> {
   const cases: Case<W>[] = [];

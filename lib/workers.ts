@@ -9,6 +9,8 @@
 import { performance } from "node:perf_hooks";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { arrivalTime, type Stage } from "./arrivals.ts";
+import { printable } from "./cli.ts";
+import { bucketBounds, type MetricCounts } from "./metrics.ts";
 import { sessionDefaults } from "./fetchData.ts";
 import type { LoadOptions } from "./load-options.ts";
 import { startWorker } from "./process.ts";
@@ -21,6 +23,8 @@ import { type AnyScenario, type CheckAnswer, scenarioAt } from "./scenario.ts";
 export interface Share {
   users: number;
   results: Results;
+  /** The live metrics' final counts (--metrics-port). */
+  metrics?: MetricCounts[];
   kept: unknown[];
   loop: LoopLoad;
 }
@@ -180,6 +184,10 @@ async function answer(
     open !== undefined || options.pace !== undefined,
     open && { planned: to - from, maxActive: open.maxActive, maxLatenessMs: open.maxLatenessMs, seconds: open.seconds },
   );
+  if (options.metricsPort !== undefined) recorder.bounds = bucketBounds(options.timeout);
+  if (options.verbose) {
+    recorder.onFailure = (name, f) => process.stderr.write(printable(`failed: ${name}: ${f.message}`) + "\n");
+  }
   const ticks = setInterval(() => progress(progressOf(recorder, window)), 1000);
   const lag = watchEventLoop();
   const started = Date.now();
@@ -202,8 +210,9 @@ async function answer(
     postgres: { sampled: false, peakBackends: 0, maxConnections: 0 },
     generator: { cpuSeconds: 0, coreShare: 0, ...loop, saturated: false, cores: 0, machineBusyShare: 0 },
     check: null,
-  }, options);
-  return { users: to - from, results, kept, loop } satisfies Share;
+  }, []);
+  const metrics = recorder.bounds ? recorder.counts() : undefined;
+  return { users: to - from, results, kept, loop, metrics } satisfies Share;
 }
 
 /** What every user of a worker's share runs with. */
