@@ -8,7 +8,7 @@
  *   arrivalTime(plan.stages, 49)               // 0.98 (s) at --arrival-rate 50
  */
 import { duration } from "./cli.ts";
-import type { LoadOptions } from "./load-options.ts";
+import type { LoadOptions } from "./scenario.ts";
 
 /** A stretch of the run whose rate (arrivals per second) goes from `from` to `to`, linearly, over `seconds`. */
 export interface Stage {

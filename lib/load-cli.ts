@@ -3,7 +3,7 @@
  * a run with a terminal's words (progress, Ctrl-C), a merge of saved results, or a Kubernetes Job;
  * then the report on stdout, the JSON and the HTML report where asked, and the exit status.
  *
- *   export default scenario(import.meta, { name: "forum", description: "...", user: async (u) => { ... } });
+ *   export default scenario(import.meta, { name: "shop", description: "...", user: async (u) => { ... } });
  *
  *   npx tsx my-scenario.ts --users 200 --actions 5 --json run.json --report run.html
  *   npx tsx my-scenario.ts --merge a.json b.json --json all.json
@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { EXIT, isMain, moduleUrl, runMain } from "./cli.ts";
 import { jobManifest } from "./kubernetes.ts";
 import { environmentName, loadCommand, type LoadOptions, parseLoadOptions, usersInFlight } from "./load-options.ts";
-import { openFileLimits } from "./process.ts";
+import { openFileLimits, whenOrphaned } from "./process.ts";
 import { formatReport, renderReport } from "./report.ts";
 import { merge, redactUrl, type Results } from "./results.ts";
 import { readResultsFrom } from "./results-file.ts";
@@ -29,7 +29,7 @@ import { type AnyScenario, type LoadedScenario, register, type Scenario } from "
  * Defines the scenario of the file whose `import.meta` is given, and runs the load tool on it when that
  * file is the program (not when a test or a worker thread imports it).
  *
- *   export default scenario(import.meta, { name: "forum", description: "...", user: async (u) => { ... } });
+ *   export default scenario(import.meta, { name: "shop", description: "...", user: async (u) => { ... } });
  */
 export function scenario<O extends object = Record<string, never>, S = undefined, K = never>(
   meta: ImportMeta,
@@ -42,7 +42,7 @@ export function scenario<O extends object = Record<string, never>, S = undefined
 }
 
 /** The load tool on `scenario`, as its file's command line asks. *
- *   await main(forum, ["node", "load.ts", "--users", "20", "--report", "run.html"]); // as `npx tsx scripts/load.ts ...`
+ *   await main(shop, ["node", "load.ts", "--users", "20", "--report", "run.html"]); // as `npx tsx shop.ts ...`
  */
 export async function main(scenario: AnyScenario, argv = process.argv): Promise<void> {
   const options = parseLoadOptions(scenario, argv);
@@ -97,6 +97,8 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // A wrapper killed outright (kill -9 of npx tsx, npm start) leaves this run orphaned: it stops as on a signal.
+  const stopWatching = whenOrphaned(() => onSignal("parent process gone"));
   const width = () => process.stderr.columns || 80;
   try {
     return await runLoad(scenario, options, {
@@ -110,6 +112,7 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
     });
   } finally {
     if (tty) process.stderr.write("\r\x1b[K");
+    stopWatching();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
@@ -143,7 +146,7 @@ const SET_BY_THE_JOB = new Set([
  * An option whose value holds a password (a URL's, or an option named like one) reaches the pods through
  * a Kubernetes Secret and the environment, never through the YAML.
  *
- *   writeFileSync("job.yaml", kubernetesJob(forum, parseLoadOptions(forum, ["node", "load.ts", "--kubernetes-job", "--url", url])));
+ *   writeFileSync("job.yaml", kubernetesJob(shop, parseLoadOptions(shop, ["node", "load.ts", "--kubernetes-job", "--url", url])));
  */
 export function kubernetesJob(scenario: AnyScenario, options: LoadOptions): string {
   const script = relative(process.cwd(), fileURLToPath(scenario.file));

@@ -3,63 +3,16 @@
  * outputs, instances, Kubernetes), then the scenario's own. Every option can also come from the
  * environment, `TIERLOAD_USERS=1000` for `--users 1000`; the command line wins.
  *
- *   const options = parseLoadOptions(forumScenario, process.argv);
+ *   const options = parseLoadOptions(shop, process.argv);
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { arrivalPlan, countOf, parseStage, parseStages } from "./arrivals.ts";
 import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
-import { type Threshold, threshold } from "./thresholds.ts";
+import { threshold } from "./thresholds.ts";
 import { instanceName } from "./results.ts";
-import type { AnyScenario } from "./scenario.ts";
+import type { AnyScenario, LoadOptions } from "./scenario.ts";
 
-/** What the tool's options mean for one run; a scenario's own options are added beside them. */
-export interface LoadOptions {
-  users: number;
-  actions: number;
-  instance: string;
-  rampUp: number;
-  thinkTime: number;
-  maxDuration?: number;
-  seed: number;
-  url?: string;
-  databaseUrl?: string;
-  timeout: number;
-  json?: string;
-  report?: string;
-  csv?: string;
-  metricsPort?: number;
-  metricsHost: string;
-  metricsHold: number;
-  quiet?: boolean;
-  verbose?: boolean;
-  maxErrorRate?: number;
-  maxP99?: number;
-  /** The open model: new users a second (`50`, `10:200/60`), or stages of them (`10/30,10:100/60`). */
-  arrivalRate?: string;
-  stages?: string;
-  /** Seconds a steady --arrival-rate lasts. */
-  duration?: number;
-  /** The most users in flight at once (open model): an arrival that finds them all busy is dropped. */
-  maxActive: number;
-  /** Ms an arrival may start after it was due before it is dropped (the generator fell behind). */
-  maxLateness: number;
-  maxDropped?: number;
-  /** Ms between the starts of a user's repeated actions: each is due at its slot, whatever the last one took. */
-  pace?: number;
-  /** Which latency --max-p99 judges: from when each action was due (corrected) or from when it started. */
-  judgeLatency: "corrected" | "uncorrected";
-  threshold?: Threshold[];
-  workers?: number;
-  merge?: string[];
-  instances?: number;
-  index?: number;
-  startAt?: number;
-  kubernetesJob?: boolean;
-  image: string;
-  startIn: number;
-  /** The options given on the command line or in the environment, by their attribute names (for the pods). */
-  given: string[];
-}
+export type { LoadOptions } from "./scenario.ts";
 
 /** The environment variable that stands for an option: `--max-p99` is TIERLOAD_MAX_P99. */
 export function environmentName(long: string): string {
@@ -239,7 +192,7 @@ finish, then prints the report and writes the JSON; a second quits at once).`,
 }
 
 /** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. *
- *   const options = parseLoadOptions(forum, ["node", "load.ts", "--url", url, "--users", "20"]);
+ *   const options = parseLoadOptions(shop, ["node", "load.ts", "--url", url, "--users", "20"]);
  */
 export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: string[]): LoadOptions & O {
   const program = loadCommand(scenario).parse(scriptArgs(argv));

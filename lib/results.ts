@@ -4,7 +4,7 @@
  * watch the machine and PostgreSQL are lib/samplers.ts; reading saved results back, lib/results-file.ts.)
  *
  *   const recorder = new Recorder();
- *   await recorder.action("reply", () => postToExistingThread(session, forumId));
+ *   await recorder.action("checkout", () => checkOut(session, basket));
  *   const results = buildResults({ ...facts, metrics: recorder.metrics, timeline: recorder.timeline() }, thresholds);
  *
  * Latencies are kept in HDR histograms (microseconds, three significant digits), which the JSON keeps
@@ -33,7 +33,7 @@ export interface Failure {
   excerpt?: string;
 }
 
-/** An action (signup, reply: a user's step) or a page load inside one (`GET /forum`). */
+/** An action (signup, reply: a user's step) or a page load inside one (`GET /basket`). */
 export type Kind = "action" | "page";
 
 interface Metric {
@@ -320,7 +320,7 @@ export interface EndCheck {
   counted: Record<string, number>;
   /**
    * The finding when it passed, `{kind}` standing for each counted number and `{how}` for the tool's words
-   * on exact or at-least counts: "all {threads} threads the run counted are on the forum, counted {how}".
+   * on exact or at-least counts: "all {orders} orders the run counted are in the shop, counted {how}".
    */
   summary: string;
   /** What is wrong, a line each (the first 20 are kept). */
@@ -330,13 +330,13 @@ export interface EndCheck {
 
 /**
  * The run's settings as the JSON keeps them: the tool's options (less where its own output went), and the
- * scenario's own options under the scenario's name (`settings.forum.replyShare`).
+ * scenario's own options under the scenario's name (`settings.shop.basketSize`).
  */
 export interface Settings {
   scenario?: string;
   /** The scenario's options in the report's headline: "reply share 0.9". */
   about?: string;
-  /** What the report calls an application the tool started: "the reference forum". */
+  /** What the report calls an application the tool started: "the shop started for the run". */
   app?: string;
   users?: number;
   actions?: number;
@@ -402,7 +402,7 @@ export interface Results {
   endedAt: number;
   wallSeconds: number;
   interrupted: boolean;
-  /** Why the run stopped before its users were done, other than an interrupt (the forum died, say). */
+  /** Why the run stopped before its users were done, other than an interrupt (the application died, say). */
   stoppedEarly?: string;
   /** Actions and, told apart by `kind`, the page loads inside them. */
   actions: Record<string, ActionResult>;

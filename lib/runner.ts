@@ -3,7 +3,7 @@
  * scenario's setup, the users across worker threads (beginning together at --start-at, if given), the
  * end-state check, and measure the generator, the machine and the database throughout.
  *
- *   const results = await runLoad(forum, parseLoadOptions(forum, ["node", "load.ts", "--users", "20"]));
+ *   const results = await runLoad(shop, parseLoadOptions(shop, ["node", "load.ts", "--users", "20"]));
  */
 import { availableParallelism, cpus } from "node:os";
 import { arrivalPlan, countOf, stagesInWords } from "./arrivals.ts";
@@ -46,7 +46,7 @@ export interface RunIO {
  * terminal's Ctrl-C, and the wrappers that relay it (tsx's CLI sends SIGKILL to a child that has not
  * acknowledged a relayed SIGINT within 30 ms, which a busy generator never does).
  *
- *   const results = await runLoad(forum, parseLoadOptions(forum, ["node", "load.ts", "--url", url, "--users", "20"]));
+ *   const results = await runLoad(shop, parseLoadOptions(shop, ["node", "load.ts", "--url", url, "--users", "20"]));
  *   assert.equal(results.verdict.ok, true, results.verdict.reasons.join("; "));
  */
 export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: RunIO = {}): Promise<Results> {

@@ -6,7 +6,7 @@
  * thresholds, HDR statistics, reports, progress, signals and exit codes.
  *
  *   export default scenario(import.meta, {
- *     name: "forum",
+ *     name: "shop",
  *     description: "Users sign up, log in and post",
  *     user: async ({ url, name, act, repeat }) => {
  *       const session = await act("login", () => login(url, name, "pw"));
@@ -20,16 +20,68 @@
  */
 import type { Command } from "commander";
 import type { EndCheck } from "./results.ts";
-import type { LoadOptions } from "./load-options.ts";
+import type { Threshold } from "./thresholds.ts";
 
 export type { EndCheck } from "./results.ts";
+
+/**
+ * What the tool's options mean for one run (lib/load-options.ts reads them from the command line); a
+ * scenario's own options are added beside them.
+ */
+export interface LoadOptions {
+  users: number;
+  actions: number;
+  instance: string;
+  rampUp: number;
+  thinkTime: number;
+  maxDuration?: number;
+  seed: number;
+  url?: string;
+  databaseUrl?: string;
+  timeout: number;
+  json?: string;
+  report?: string;
+  csv?: string;
+  metricsPort?: number;
+  metricsHost: string;
+  metricsHold: number;
+  quiet?: boolean;
+  verbose?: boolean;
+  maxErrorRate?: number;
+  maxP99?: number;
+  /** The open model: new users a second (`50`, `10:200/60s`), or stages of them (`10/30s,10:100/1m`). */
+  arrivalRate?: string;
+  stages?: string;
+  /** Seconds a steady --arrival-rate lasts. */
+  duration?: number;
+  /** The most users in flight at once (open model): an arrival that finds them all busy is dropped. */
+  maxActive: number;
+  /** Ms an arrival may start after it was due before it is dropped (the generator fell behind). */
+  maxLateness: number;
+  maxDropped?: number;
+  /** Ms between the starts of a user's repeated actions: each is due at its slot, whatever the last one took. */
+  pace?: number;
+  /** Which latency the latency thresholds judge: from when each action was due (corrected), or from its start. */
+  judgeLatency: "corrected" | "uncorrected";
+  threshold?: Threshold[];
+  workers?: number;
+  merge?: string[];
+  instances?: number;
+  index?: number;
+  startAt?: number;
+  kubernetesJob?: boolean;
+  image: string;
+  startIn: number;
+  /** The options given on the command line or in the environment, by their attribute names (for the pods). */
+  given: string[];
+}
 
 /** An application the tool started because no --url was given; stopped when the run ends. */
 export interface StartedApp {
   url: string;
   /** Its PostgreSQL, sampled during the run (pg_stat_activity). */
   databaseUrl?: string;
-  /** What the report calls it: "the reference forum". */
+  /** What the report calls it: "the reference shop". */
   name?: string;
   stop(): Promise<void>;
   /** Settles, saying how, if the application's process ends before it is stopped: the run then stops. */
@@ -54,10 +106,15 @@ export interface VirtualUser<O, S, K> extends RunContext<O> {
   random(): number;
   /**
    * Times `call` as the action `name`. A failure is counted and kept for the report, never thrown: the
-   * answer is then undefined, as it is once the run is stopping (no new action starts then).
+   * answer is then undefined, as it is once the run is stopping (no new action starts then). The first
+   * action after a user's arrival (open model), and the first in each --pace slot, is also timed from
+   * when it was due: its corrected latency.
    */
   act<T>(name: string, call: () => Promise<T>): Promise<T | undefined>;
-  /** Runs `action` --actions times, a --think-time pause before each, until the run stops. */
+  /**
+   * Runs `action` --actions times until the run stops: a --think-time pause before each, or with --pace
+   * each due at its slot (the first at once, each next --pace after the last one's due time).
+   */
   repeat(action: (n: number) => Promise<unknown>): Promise<void>;
   /** Hands `item` (JSON-able) to the end-state check as one of `kept`; undefined is ignored. */
   keep(item: K | undefined): void;
@@ -80,7 +137,7 @@ export interface CheckContext<O, S, K> extends RunContext<O> {
 export type CheckAnswer = Omit<EndCheck, "name" | "checked" | "counts"> & Partial<Pick<EndCheck, "counts">>;
 
 export interface Scenario<O extends object = Record<string, never>, S = undefined, K = never> {
-  /** Short, a word or two (`forum`); the results keep this scenario's options under it. */
+  /** Short, a word or two (`shop`); the results keep this scenario's options under it. */
   name: string;
   /** One sentence for --help. */
   description: string;
