@@ -662,9 +662,7 @@ svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); 
 </head>
 <body>
 <header>
-<h1>${s.scenario ? `${escapeHtml(s.scenario)}: ` : "tierload: "}${
-    escapeHtml(modelWords(r))
-  } <span class="verdict ${verdict}">${verdict}</span></h1>
+<h1>tierload: ${escapeHtml(modelWords(r))} <span class="verdict ${verdict}">${verdict}</span></h1>
 <p class="muted">${escapeHtml(headline(r))} &middot; ${new Date(r.startedAt).toISOString()} &middot;
 ${escapeHtml(requestsSentence(r))} &middot; seed ${escapeHtml(s.seed)} &middot;
 instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", "))}</p>
