@@ -40,6 +40,8 @@ interface Metric {
   kind: Kind;
   count: number;
   errors: number;
+  /** Bytes of body received on the wire (compressed as they came), for page loads. */
+  bytes: number;
   /** Latencies from when each attempt started. */
   histogram: Histogram;
   /** Actions of a run with due times (arrivals, --pace): latencies from when each was due (corrected). */
@@ -150,6 +152,7 @@ export class Recorder {
         }
         : undefined;
       this.add(record.name, "page", record.ms, failure);
+      this.metrics.get(record.name)!.bytes += record.bytes;
       const second = this.second();
       second.requests++;
       if (failed) second.errors++;
@@ -276,7 +279,9 @@ export class Recorder {
 
 function metricOf(metrics: Map<string, Metric>, name: string, kind: Kind): Metric {
   let metric = metrics.get(name);
-  if (!metric) metrics.set(name, metric = { kind, count: 0, errors: 0, histogram: histogram(), due: 0, failures: [] });
+  if (!metric) {
+    metrics.set(name, metric = { kind, count: 0, errors: 0, bytes: 0, histogram: histogram(), due: 0, failures: [] });
+  }
   return metric;
 }
 
@@ -366,6 +371,8 @@ export interface ActionResult {
   kind: Kind;
   count: number;
   errors: number;
+  /** For page loads: bytes of body received on the wire. */
+  bytes?: number;
   /** Latencies from when each attempt started. */
   histogram: string;
   summary: Summary;
@@ -502,6 +509,7 @@ export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
     kind: m.kind,
     count: m.count,
     errors: m.errors,
+    ...(m.kind === "page" ? { bytes: m.bytes } : {}),
     histogram: hdr.encodeIntoCompressedBase64(m.histogram),
     summary: summarize(m.histogram, m.count, m.errors, wallSeconds),
     ...(m.corrected
@@ -763,6 +771,7 @@ export function combine(all: Results[]): Facts {
       const m = metricOf(metrics, name, a.kind);
       m.count += a.count;
       m.errors += a.errors;
+      m.bytes += a.bytes ?? 0;
       m.histogram.add(hdr.decodeFromCompressedBase64(a.histogram));
       if (a.corrected) {
         m.corrected ??= histogram();
