@@ -15,7 +15,7 @@ import { isAbsolute, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EXIT, isMain, moduleUrl, runMain } from "./cli.ts";
 import { jobManifest } from "./kubernetes.ts";
-import { environmentName, instanceOf, loadCommand, type LoadOptions, parseLoadOptions } from "./load-options.ts";
+import { environmentName, loadCommand, type LoadOptions, parseLoadOptions, usersInFlight } from "./load-options.ts";
 import { openFileLimits, whenOrphaned } from "./process.ts";
 import { formatReport, renderReport } from "./report.ts";
 import { merge, redactUrl, type Results } from "./results.ts";
@@ -57,7 +57,7 @@ export async function main(scenario: AnyScenario, argv = process.argv): Promise<
     const told = ["threshold", "maxP99", "maxErrorRate"].some((key) => options.given.includes(key));
     results = merge(options.merge.flatMap((source) => readResultsFrom(source)), told ? thresholdsOf(options) : null);
   } else {
-    const refusal = checkOpenFiles(instanceOf(options).to - instanceOf(options).from);
+    const refusal = checkOpenFiles(usersInFlight(options));
     if (refusal) throw new Error(refusal);
     results = await runWithSignals(scenario, options, log);
   }

@@ -5,7 +5,8 @@
  *
  *   const options = parseLoadOptions(shop, process.argv);
  */
-import { type Command, InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { arrivalPlan, countOf, parseStage, parseStages } from "./arrivals.ts";
 import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
 import { threshold } from "./thresholds.ts";
 import { instanceName } from "./results.ts";
@@ -22,7 +23,12 @@ export function environmentName(long: string): string {
 export function loadCommand(scenario: AnyScenario) {
   const program = command(scenario.name)
     .description(scenario.description)
-    .option("-u, --users <n>", "simultaneous users", integer(1, 100_000), 1000)
+    .option(
+      "-u, --users <n>",
+      "simultaneous users (open model: the users who arrive in all)",
+      integer(1, 100_000),
+      1000,
+    )
     .option("-a, --actions <n>", "actions per user", integer(0, 1_000_000), 10)
     .option(
       "--instance <id>",
@@ -45,6 +51,49 @@ export function loadCommand(scenario: AnyScenario) {
       "--max-duration <time>",
       "stop starting actions after this long (5m, 1h30m; bare number: seconds)",
       duration("s", 1),
+    )
+    .option(
+      "--arrival-rate <rate>",
+      "open model: new users a second, each on its whole journey (50; a ramp: 10:200/60s is 10 to 200 over 60 s)",
+      (value: string) => validated(value, (v) => parseStage(v, false)),
+    )
+    .option(
+      "--stages <list>",
+      "open model: rates one after another, rate/time or from:to/time each (10/30s,10:100/1m,100/60s; bare: seconds)",
+      (value: string) => validated(value, parseStages),
+    )
+    .option(
+      "--duration <time>",
+      "with a steady --arrival-rate: arrive for this long (30s, 5m; bare number: seconds; default: until --users)",
+      duration("s", 0.001),
+    )
+    .option(
+      "--max-active <n>",
+      "open model: the most users in flight at once; an arrival beyond is dropped",
+      integer(1, 100_000),
+      1000,
+    )
+    .option(
+      "--max-lateness <time>",
+      "open model: an arrival the generator starts later than this after it was due is dropped (bare number: ms)",
+      duration("ms"),
+      1000,
+    )
+    .option(
+      "--max-dropped <fraction>",
+      "open model: fail (exit 1) when more than this share of arrivals is dropped (default 0)",
+      number(0, 1),
+    )
+    .option(
+      "--pace <time>",
+      "each of a user's repeated actions is due this long after the last one's due time (500ms, 5s; bare number: ms)",
+      duration("ms", 1),
+    )
+    .addOption(
+      new Option(
+        "--judge-latency <which>",
+        "the latency thresholds judge where an action has a due time: from it (corrected), or from the start",
+      ).choices(["corrected", "uncorrected"]).default("corrected"),
     )
     .option("--seed <n>", "random seed, for a run that makes the same choices", integer(0, 2 ** 32 - 1), randomSeed())
     .option("--url <url>", `the application to load${scenario.start ? " (default: start one for this run)" : ""}`)
@@ -118,6 +167,7 @@ export function loadCommand(scenario: AnyScenario) {
     "--think-time": "0ms",
     "--timeout": "2m",
     "--start-in": "90s",
+    "--max-lateness": "1s",
   };
   for (const option of program.options) {
     if (option.long && shown[option.long]) option.defaultValueDescription = shown[option.long];
@@ -128,7 +178,14 @@ export function loadCommand(scenario: AnyScenario) {
     `
 Every option can also be set in the environment: TIERLOAD_USERS=1000 for --users 1000 (the command line wins).
 Verdict: PASS only when every action succeeded (or --max-error-rate allows the share that failed),
-the run went to its end, no --max-p99 was breached${scenario.check ? ", and the end-state check passed" : ""}.
+the run went to its end, no --max-p99 was breached, no arrival was dropped (or --max-dropped allows
+the share)${scenario.check ? ", and the end-state check passed" : ""}.
+Two models. Closed (the default): --users start together (or over --ramp-up), each next action waits for
+the last, so a slow application is asked less: it hides its stalls. Open (--arrival-rate or --stages): new
+users arrive at the rate whatever the application does, at most --max-active in flight; an arrival that
+cannot start (all busy, or the generator late by --max-lateness) is dropped and counted. With arrivals or
+--pace, each action is timed from its due time too (corrected, as wrk2 does): latency thresholds judge that.
+See docs/open-model.md.
 Exit status: 0 PASS, 1 FAIL, 2 usage error, 130 interrupted (one Ctrl-C lets the actions in flight
 finish, then prints the report and writes the JSON; a second quits at once).`,
   );
@@ -174,10 +231,60 @@ export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: 
       usage(`--users ${options.users} cannot be shared among --instances ${options.instances}`);
     }
   }
+  const problems = openModelProblems(options);
+  if (problems.length) usage(problems.join("; "));
   if (!options.url && !scenario.start && !options.merge) {
     usage(`--url is needed: the scenario ${JSON.stringify(scenario.name)} starts no application of its own`);
   }
   return options;
+}
+
+/** What is wrong with the open model's options (and --pace), every problem at once. */
+function openModelProblems(options: LoadOptions): string[] {
+  const problems: string[] = [];
+  const given = (key: keyof LoadOptions) => options.given.includes(key);
+  const open = options.arrivalRate !== undefined || options.stages !== undefined;
+  if (options.arrivalRate !== undefined && options.stages !== undefined) {
+    problems.push("--arrival-rate and --stages both say the rate: give one");
+  }
+  if (!open) {
+    for (
+      const [key, flag] of [["maxActive", "--max-active"], ["maxLateness", "--max-lateness"], [
+        "maxDropped",
+        "--max-dropped",
+      ], ["duration", "--duration"]] as const
+    ) {
+      if (given(key)) problems.push(`${flag} is for the open model: give --arrival-rate or --stages too`);
+    }
+  } else if (options.duration !== undefined && (options.stages !== undefined || options.arrivalRate!.includes("/"))) {
+    problems.push("--duration is for a steady --arrival-rate: a ramp and --stages say how long they last");
+  }
+  if (options.pace !== undefined && options.thinkTime > 0) {
+    problems.push("--pace and --think-time both time a user's actions: give one");
+  }
+  if (problems.length || !open) return problems;
+  const plan = arrivalPlan(options)!;
+  if (plan.total === 0 || plan.stages.every((s) => s.from === 0 && s.to === 0)) {
+    problems.push(`--arrival-rate ${options.arrivalRate ?? options.stages} brings no users`);
+  } else if (options.instances !== undefined) {
+    if (plan.total < options.instances) {
+      problems.push(`${plan.total} arrivals cannot be shared among --instances ${options.instances}`);
+    }
+    if (options.maxActive < options.instances) {
+      problems.push(`--max-active ${options.maxActive} cannot be shared among --instances ${options.instances}`);
+    }
+  }
+  return problems;
+}
+
+/** A value the parser accepts, or commander's usage error saying why not. */
+function validated<T>(value: string, parse: (value: string) => T): string {
+  try {
+    parse(value);
+    return value;
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 /**
@@ -226,6 +333,34 @@ export function instanceOf(options: LoadOptions): { from: number; to: number; na
     to: shareStart(options.users, options.instances, k + 1),
     name: instanceName(options.instance, k),
   };
+}
+
+/**
+ * This instance's part of an open-model run: the run's arrivals k with k % instances == index (so each
+ * instance takes an even share of the rate), its share of --max-active, and its name; null for the closed model.
+ */
+export function openShareOf(
+  options: LoadOptions,
+): { first: number; stride: number; total: number; users: number; maxActive: number; runUsers: number } | null {
+  const plan = arrivalPlan(options);
+  if (!plan) return null;
+  const n = options.instances ?? 1, k = options.index ?? 0;
+  return {
+    first: k,
+    stride: n,
+    total: plan.total,
+    users: countOf(k, n, plan.total),
+    maxActive: shareStart(options.maxActive, n, k + 1) - shareStart(options.maxActive, n, k),
+    runUsers: plan.total,
+  };
+}
+
+/** The most users this instance has in flight at once: its users in the closed model, --max-active's share in the open. */
+export function usersInFlight(options: LoadOptions): number {
+  const open = openShareOf(options);
+  if (open) return Math.min(open.users, open.maxActive);
+  const me = instanceOf(options);
+  return me.to - me.from;
 }
 
 /** Where share `k` of `n` starts in the users' numbering: shares differ by at most one user. */

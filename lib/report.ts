@@ -7,7 +7,17 @@
  *   npx tsx scripts/load.ts --report report.html                      # after a run
  *   npx tsx scripts/load.ts --merge a.json b.json --report all.html   # from saved (or merged) JSON
  */
-import { BUSY_SHARE, distribution, entriesOf, type Recorder, type Results } from "./results.ts";
+import { parseStage, parseStages, rateAt, type Stage, stagesInWords } from "./arrivals.ts";
+import {
+  BUSY_SHARE,
+  distribution,
+  droppedWhy,
+  entriesOf,
+  lateness,
+  type OpenResults,
+  type Recorder,
+  type Results,
+} from "./results.ts";
 import { escapeHtml } from "./web.ts";
 import type { MetricCounts } from "./metrics.ts";
 import { printableStrings } from "./cli.ts";
@@ -20,9 +30,83 @@ import { printableStrings } from "./cli.ts";
 function headline(r: Results): string {
   const s = r.settings;
   const about = s.about ? ` (${s.about})` : "";
-  return `tierload: ${s.users} users x ${s.actions} actions${about} against ${s.url}${
+  return `tierload: ${modelWords(r)}${about} against ${s.url}${
     s.embedded ? ` (${s.app ?? "started for this run"})` : ""
   }`;
+}
+
+/** The users and their actions: "8 users x 4 actions", or "1000 users arriving at 50/s for 20 s x 2 actions". */
+function modelWords(r: Results): string {
+  const s = r.settings;
+  const paced = s.pace ? `, one every ${s.pace} ms` : "";
+  if (!r.open) return `${s.users} users x ${s.actions} actions${paced}`;
+  const stages = stagesOf(r);
+  return `${s.users} users arriving at ${stages ? stagesInWords(stages) : s.stages ?? s.arrivalRate} x ${s.actions} ` +
+    `actions${paced}`;
+}
+
+/** The run's stages, from its settings (a steady rate lasting as long as its schedule); null if they do not parse. */
+function stagesOf(r: Results): Stage[] | null {
+  try {
+    if (r.settings.stages) return parseStages(r.settings.stages);
+    const { open: _, ...stage } = parseStage(String(r.settings.arrivalRate), false);
+    return [{ ...stage, seconds: stage.seconds || r.open!.seconds }];
+  } catch {
+    return null;
+  }
+}
+
+/** Below this share of its target rate, a run's arrivals fell short, and the report says why. */
+const RATE_KEPT = 0.95;
+
+/**
+ * Open model: the target arrival rate against the achieved one, the arrivals dropped and why, and how
+ * late the generator started those it started.
+ */
+function arrivalsSentence(r: Results): { text: string; bad: boolean } | null {
+  const o = r.open;
+  if (!o) return null;
+  const target = o.seconds > 0 ? o.planned / o.seconds : 0;
+  const achieved = o.seconds > 0 ? o.started / o.seconds : 0;
+  const kept = target > 0 ? achieved / target : 1;
+  const dropped = o.droppedBusy + o.droppedLate;
+  const notDue = o.planned - o.due;
+  const late = lateness(o);
+  const how = kept < RATE_KEPT
+    ? `short of the target by ${(100 * (1 - kept)).toFixed(1)} %`
+    : `${(100 * kept).toFixed(1)} % of it`;
+  const stopped = r.stoppedEarly || r.interrupted ? "" : " (--max-duration)";
+  const parts = [
+    `${o.planned} planned, ${o.started} started`,
+    `${dropped} dropped${dropped ? `: ${droppedWhy(o)}` : ` (--max-active ${o.maxActive})`}`,
+    ...(notDue ? [`${notDue} not yet due when the run stopped${stopped}`] : []),
+  ];
+  const allowed = r.settings.maxDropped ?? 0;
+  return {
+    text: `Arrivals: target ${target.toFixed(1)}/s, achieved ${achieved.toFixed(1)}/s over ${o.seconds.toFixed(1)} s ` +
+      `(${how}): ${parts.join(", ")}; those started began after their due time by p50 ${ms(late.p50)} ms, ` +
+      `p99 ${ms(late.p99)} ms, max ${ms(late.max)} ms`,
+    bad: kept < RATE_KEPT || (o.due > 0 && dropped / o.due > allowed),
+  };
+}
+
+const ms = (v: number | undefined) => v === undefined ? "-" : v < 10 ? v.toFixed(2) : v.toFixed(0);
+
+/** Where actions have due times (arrivals, --pace): which latency is which, and which one the thresholds judge. */
+function latencySentence(r: Results): string | null {
+  const actions = entriesOf(r, "action").filter(([, a]) => a.corrected);
+  if (actions.length === 0) return null;
+  const never = actions.filter(([, a]) => !a.corrected!.due).map(([name]) => name);
+  const due = r.open ? `its user's arrival${r.settings.pace ? ", or its --pace slot" : ""}` : "its --pace slot";
+  const judged = r.settings.judgeLatency === "uncorrected"
+    ? "the other rows (--judge-latency uncorrected)"
+    : 'the "from due" rows';
+  return `Latency: each action is timed twice. The "from due" rows count from when it was due (${due}), so the ` +
+    "time it waited for a stalled application counts, as wrk2 measures it (corrected for coordinated omission); " +
+    `the other rows count from when it actually started, as a closed model sees it. latency thresholds (--threshold, --max-p99) judge ${judged}.` +
+    (never.length
+      ? ` Actions never due at a set time (${never.join(", ")}) have one row: both timings are the same.`
+      : "");
 }
 
 /** How long it ran, and how many actions and requests, and how many of each failed. */
@@ -52,10 +136,14 @@ function thresholdsSentence(r: Results): string {
   const judged = r.thresholds ?? [];
   const errorsCovered = (r.settings.thresholds ?? []).some((t) => t.statistic === "errors" && t.action === "*");
   const failing = errorsCovered ? "" : "; any failed action fails the run";
-  if (judged.length === 0) return `Thresholds: none set${failing}`;
+  const corrected = entriesOf(r, "action").some(([, a]) => a.corrected?.due) &&
+    r.settings.judgeLatency !== "uncorrected";
+  const latency = corrected && judged.length ? "; latencies judged from each action's due time where it has one" : "";
+  const dropped = r.open ? `; --max-dropped ${r.settings.maxDropped ?? "none: no arrival may be dropped"}` : "";
+  if (judged.length === 0) return `Thresholds: none set${failing}${dropped}`;
   return `Thresholds: ${
     judged.map((t) => `${t.text} ${t.held ? "held" : "BREACHED"} (${t.measured})`).join(", ")
-  }${failing}`;
+  }${latency}${failing}${dropped}`;
 }
 
 /**
@@ -188,7 +276,6 @@ const COLUMNS = ["count", "errors", "per s", "min", "p50", "p90", "p95", "p99", 
 /** A table row's cells: count, errors, per second, then the latencies in ms. */
 function cells(a: Results["actions"][string]): string[] {
   const m = a.summary;
-  const ms = (v: number | undefined) => v === undefined ? "-" : v < 10 ? v.toFixed(2) : v.toFixed(0);
   return [
     String(m.count),
     String(m.errors),
@@ -197,9 +284,17 @@ function cells(a: Results["actions"][string]): string[] {
   ];
 }
 
-/** Actions first, then the page loads inside them. */
+/**
+ * Actions first, each followed by its latencies from its due time where it has them (a row of the same
+ * counts, marked "from due"), then the page loads inside them.
+ */
 function rowsOf(r: Results): [string, Results["actions"][string]][] {
-  return [...entriesOf(r, "action"), ...entriesOf(r, "page")];
+  return [
+    ...entriesOf(r, "action").flatMap(([name, a]): [string, Results["actions"][string]][] =>
+      a.corrected?.due ? [[name, a], [`${name}, from due`, { ...a, ...a.corrected }]] : [[name, a]]
+    ),
+    ...entriesOf(r, "page"),
+  ];
 }
 
 function failuresOf(r: Results) {
@@ -226,7 +321,14 @@ export function formatReport(results: Results): string {
     name.padEnd(nameWidth) + values.map((v, i) => v.padStart(widths[i])).join("");
   const lines = [headline(r), requestsSentence(r), "", line("", COLUMNS) + "  ms"];
   for (const [name, a] of rows) lines.push(line(name, cells(a)));
-  lines.push("", thresholdsSentence(r), ...instancesSentences(r).map((s) => s.text));
+  const latency = latencySentence(r), arrivals = arrivalsSentence(r);
+  if (latency) lines.push("", latency);
+  lines.push(
+    "",
+    ...(arrivals ? [arrivals.text] : []),
+    thresholdsSentence(r),
+    ...instancesSentences(r).map((s) => s.text),
+  );
   lines.push(postgresSentence(r), checkSentence(r).text);
   lines.push(...generatorSentences(r).map((s, i) => (i > 0 && s.text.startsWith("SATURATED") ? "  " : "") + s.text));
   const failures = failuresOf(r);
@@ -245,10 +347,13 @@ export function formatReport(results: Results): string {
 // Progress, while a run goes
 // ---------------------------------------------------------------------------------------------
 
-/** Done/total actions with percent and ETA, users active, and the last `window` seconds' rate, failures and p99. */
+/**
+ * Done/total actions with percent and ETA, users active, and the last `window` seconds' rate, failures
+ * and p99; in the open model, arrivals against the target rate and those dropped first.
+ */
 export function progressLine(
   progress: Progress,
-  plan: { users: number; steps: number },
+  plan: { users: number; steps: number; stages?: Stage[]; share?: { stride: number; maxActive: number } | null },
   started: number,
 ): string {
   const elapsed = (Date.now() - started) / 1000;
@@ -258,9 +363,17 @@ export function progressLine(
   const eta = elapsed >= 10 && done >= total / 20 && done < total
     ? `, ETA ${duration((elapsed * (total - done)) / done)}`
     : "";
-  return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
-    `${progress.activeUsers}/${plan.users} | ${progress.requestsPerSecond.toFixed(0)} req/s | ${failed} failed | ` +
+  const tail = `${progress.requestsPerSecond.toFixed(0)} req/s | ${failed} failed | ` +
     `p99 ${progress.p99 === null ? "-" : progress.p99.toFixed(0)} ms | PostgreSQL ${progress.pgBackends}`;
+  const a = progress.arrivals;
+  if (plan.stages && a) {
+    const target = rateAt(plan.stages, elapsed) / (plan.share?.stride ?? 1);
+    return `[${duration(elapsed)}] ${a.started + a.dropped}/${plan.users} arrivals, ${a.dropped} dropped | ` +
+      `${a.perSecond.toFixed(1)}/s, target ${target.toFixed(1)}/s | users ${progress.activeUsers} in flight ` +
+      `(max ${plan.share?.maxActive}) | ${done} actions | ${tail}`;
+  }
+  return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
+    `${progress.activeUsers}/${plan.users} | ${tail}`;
 }
 
 /** Where a run stands: actions done and failed, users active, and the last `window` seconds' requests. */
@@ -274,6 +387,8 @@ export interface Progress {
   /** The worst p99 of the window's seconds, in ms; null when no request ended in it. */
   p99: number | null;
   pgBackends: number;
+  /** Open model: arrivals started and dropped so far, and started a second over the window. */
+  arrivals?: { started: number; dropped: number; perSecond: number };
 }
 
 /** A recorder's progress over the last `window` seconds. */
@@ -289,6 +404,11 @@ export function progressOf(recorder: Recorder, window: number): Progress {
     requestsPerSecond: recent.reduce((n, s) => n + s.requests, 0) / window,
     p99: recent.length ? Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000)) : null,
     pgBackends: recorder.pgBackends,
+    arrivals: recorder.arrivals && {
+      started: recorder.arrivals.started,
+      dropped: recorder.arrivals.droppedBusy + recorder.arrivals.droppedLate,
+      perSecond: recent.reduce((n, s) => n + s.arrivals, 0) / window,
+    },
     metrics: recorder.bounds ? recorder.counts() : undefined,
   };
 }
@@ -303,6 +423,13 @@ export function sumProgress(all: Progress[], pgBackends: number): Progress {
     requestsPerSecond: all.reduce((n, p) => n + p.requestsPerSecond, 0),
     p99: p99s.length ? Math.max(...p99s) : null,
     pgBackends,
+    arrivals: all.some((p) => p.arrivals)
+      ? {
+        started: all.reduce((n, p) => n + (p.arrivals?.started ?? 0), 0),
+        dropped: all.reduce((n, p) => n + (p.arrivals?.dropped ?? 0), 0),
+        perSecond: all.reduce((n, p) => n + (p.arrivals?.perSecond ?? 0), 0),
+      }
+      : undefined,
   };
 }
 
@@ -409,8 +536,26 @@ function formatNumber(value: number): string {
 }
 
 /** One action's latency percentile, second by second (results written before 2026-11 lack it). */
-function perAction(r: Results, name: string, t0: number, key: "p50" | "p99"): [number, number][] {
-  return r.timeline.filter((x) => x.actions?.[name]).map((x) => [x.t - t0, x.actions[name][key]]);
+function perAction(
+  r: Results,
+  name: string,
+  t0: number,
+  key: "p50" | "p99" | "correctedP99",
+): [number, number][] {
+  return r.timeline.filter((x) => x.actions?.[name]?.[key] !== undefined).map((x) => [x.t - t0, x.actions[name][key]!]);
+}
+
+/** Open model: the arrivals that fell due each second (the target), those started, and those dropped. */
+function arrivalsChart(
+  open: OpenResults,
+  at: (pick: (p: Results["timeline"][number]) => number) => [number, number][],
+  seconds: (t: number) => string,
+): string {
+  return lineChart(`Arrivals per second: target and achieved (--max-active ${open.maxActive})`, "per second", [
+    { name: "due (target)", points: at((x) => x.due ?? 0), dashed: true },
+    { name: "started (achieved)", points: at((x) => x.arrivals ?? 0) },
+    { name: "dropped", points: at((x) => x.dropped ?? 0) },
+  ], seconds);
 }
 
 /** The percentiles at which the distribution chart reads each action's histogram. */
@@ -430,8 +575,9 @@ export function renderReport(r: Results): string {
     r.timeline.map((p) => [p.t - t0, pick(p)] as [number, number]);
   const actions = entriesOf(r, "action");
   const verdict = verdictWord(r);
+  const corrected = new Set(actions.filter(([, a]) => a.corrected?.due).map(([name]) => `${name}, from due`));
   const row = ([name, a]: [string, Results["actions"][string]]) =>
-    `<tr class="${a.kind}"><th>${escapeHtml(name)}</th>` +
+    `<tr class="${a.kind}${corrected.has(name) ? " due" : ""}"><th>${escapeHtml(name)}</th>` +
     cells(a).map((v, i) => `<td${i === 1 && a.summary.errors ? ' class="bad"' : ""}>${v}</td>`).join("") + "</tr>";
   const p = r.postgres;
   const charts = [
@@ -444,15 +590,28 @@ export function renderReport(r: Results): string {
     lineChart(
       "Latency per action, p50 (solid) and p99 (dashed), log scale",
       "ms",
-      actions.flatMap(([name], i) => [
+      actions.flatMap(([name, a], i) => [
         { name: `${name} p50`, points: perAction(r, name, t0, "p50"), colour: i },
         { name: `${name} p99`, points: perAction(r, name, t0, "p99"), dashed: true, colour: i },
+        ...(a.corrected?.due
+          ? [{
+            name: `${name} p99 from due`,
+            points: perAction(r, name, t0, "correctedP99"),
+            colour: i + actions.length,
+          }]
+          : []),
       ]),
       seconds,
       undefined,
       "log",
     ),
-    lineChart("Active users", "users", [{ name: "active users", points: at((x) => x.activeUsers) }], seconds),
+    ...(r.open ? [arrivalsChart(r.open, at, seconds)] : []),
+    lineChart("Active users", "users", [
+      { name: "active users", points: at((x) => x.activeUsers) },
+      ...(r.open
+        ? [{ name: `--max-active ${r.open.maxActive}`, points: at(() => r.open!.maxActive), dashed: true }]
+        : []),
+    ], seconds),
     p.sampled
       ? lineChart("PostgreSQL client backends", "backends", [
         { name: "client backends", points: at((x) => x.pgBackends) },
@@ -465,10 +624,17 @@ export function renderReport(r: Results): string {
     lineChart(
       "Latency distribution per action",
       "ms",
-      actions.map(([name, a]) => ({
-        name,
-        points: distribution(a, PERCENTILES).map((ms, i) => [i, ms] as [number, number]),
-      })),
+      actions.flatMap(([name, a], i) => [
+        { name, points: distribution(a, PERCENTILES).map((ms, j) => [j, ms] as [number, number]), colour: i },
+        ...(a.corrected?.due
+          ? [{
+            name: `${name} from due`,
+            points: distribution({ ...a, ...a.corrected }, PERCENTILES).map((ms, j) => [j, ms] as [number, number]),
+            dashed: true,
+            colour: i,
+          }]
+          : []),
+      ]),
       (i) => `p${PERCENTILES[i]}`,
       PERCENTILES.map((_, i) => i),
       "log",
@@ -481,7 +647,7 @@ export function renderReport(r: Results): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<title>tierload report: ${escapeHtml(s.users)} users, ${verdict}</title>
+<title>tierload report: ${escapeHtml(s.users)} users${r.open ? " arriving" : ""}, ${verdict}</title>
 <style>
 :root { color-scheme: light dark; --bg: #fff; --fg: #1d1d1f; --muted: #6e6e73; --grid: #e5e5ea; --bad: #c62828; --good: #2e7d32;
   --c1: #1f77b4; --c2: #d62728; --c3: #2ca02c; --c4: #9467bd; --c5: #ff7f0e; --c6: #17becf; }
@@ -494,7 +660,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 24px 0 8p
 .muted { color: var(--muted); } .bad { color: var(--bad); font-weight: 600; }
 .scroll { overflow-x: auto; } table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
 th, td { padding: 4px 8px; text-align: right; border-bottom: 1px solid var(--grid); white-space: nowrap; }
-th:first-child { text-align: left; } tr.page th { font-weight: normal; padding-left: 20px; color: var(--muted); }
+th:first-child { text-align: left; } tr.due th { font-style: italic; } tr.page th { font-weight: normal; padding-left: 20px; color: var(--muted); }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 480px), 1fr)); gap: 16px; }
 figure.chart { margin: 0; } figcaption { font-weight: 600; margin-bottom: 4px; }
 svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); } .tick, .unit { fill: var(--muted); font-size: 11px; }
@@ -506,9 +672,7 @@ svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); 
 </head>
 <body>
 <header>
-<h1>tierload: ${escapeHtml(s.users)} users x ${
-    escapeHtml(s.actions)
-  } actions <span class="verdict ${verdict}">${verdict}</span></h1>
+<h1>tierload: ${escapeHtml(modelWords(r))} <span class="verdict ${verdict}">${verdict}</span></h1>
 <p class="muted">${s.scenario ? `Scenario ${escapeHtml(s.scenario)} &middot; ` : ""}${
     escapeHtml(headline(r))
   } &middot; ${new Date(r.startedAt).toISOString()} &middot;
@@ -519,6 +683,7 @@ instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", ")
 <h2>Verdict</h2>
 <ul>
 ${item({ text: verdictSentence(r), bad: verdictWord(r) !== "PASS" })}
+${[arrivalsSentence(r)].filter((x) => x !== null).map(item).join("\n")}
 ${item({ text: thresholdsSentence(r), bad: false })}
 ${instancesSentences(r).map(item).join("\n")}
 ${item(checkSentence(r))}
@@ -528,6 +693,7 @@ ${generatorSentences(r).map(item).join("\n")}
 </section>
 <section>
 <h2>Actions and page loads</h2>
+${latencySentence(r) ? `<p>${escapeHtml(latencySentence(r)!)}</p>` : ""}
 <div class="scroll"><table>
 <thead><tr><th></th>${COLUMNS.map((c, i) => `<th>${c}${i > 2 ? " (ms)" : ""}</th>`).join("")}</tr></thead>
 <tbody>

@@ -121,6 +121,24 @@ function resultProblems(r: Results): string[] {
     );
     expect(Array.isArray(a.failures), `${at}.failures`, "a list");
     expect(holdsCount(a.histogram, a.count), `${at}.histogram`, "an HDR histogram (compressed, base64) of its count");
+    if (a.corrected !== undefined) {
+      expect(
+        isObject(a.corrected) && holdsCount(a.corrected.histogram, a.count) && isCount(a.corrected.due) &&
+          a.corrected.due <= a.count,
+        `${at}.corrected`,
+        "an HDR histogram of its count, with the attempts that had a due time",
+      );
+    }
+  }
+  if (r.open !== undefined && expect(isObject(r.open), "open", "an object")) {
+    const o = r.open;
+    const counts = [o.planned, o.due, o.started, o.droppedBusy, o.droppedLate, o.maxActive];
+    expect(
+      counts.every(isCount) && o.started + o.droppedBusy + o.droppedLate === o.due && o.due <= o.planned &&
+        holdsCount(o.lateness, o.started),
+      "open",
+      "whole counts, the due arrivals started or dropped, their lateness an HDR histogram of those started",
+    );
   }
   return problems;
 }

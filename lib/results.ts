@@ -42,8 +42,32 @@ interface Metric {
   errors: number;
   /** Bytes of body received on the wire (compressed as they came), for page loads. */
   bytes: number;
+  /** Latencies from when each attempt started. */
   histogram: Histogram;
+  /** Actions of a run with due times (arrivals, --pace): latencies from when each was due (corrected). */
+  corrected?: Histogram;
+  /** How many of the attempts had a due time (the others' two latencies are the same). */
+  due: number;
   failures: Failure[];
+}
+
+/** The open model's arrivals, as they happen: how many fell due, started, and were dropped, and why. */
+interface Arrivals {
+  /** Arrivals the run's schedule had for these users. */
+  planned: number;
+  /** Arrivals that fell due (the rest, if any, came after the run stopped). */
+  due: number;
+  started: number;
+  /** Dropped because --max-active users were in flight. */
+  droppedBusy: number;
+  /** Dropped because the generator would have started them later than --max-lateness. */
+  droppedLate: number;
+  /** How late the started ones started, after they were due. */
+  lateness: Histogram;
+  maxActive: number;
+  maxLatenessMs: number;
+  /** How long the schedule lasts, in seconds. */
+  seconds: number;
 }
 
 interface Second {
@@ -53,8 +77,14 @@ interface Second {
   histogram: Histogram;
   /** Latencies of the actions (signup, reply, ...) that ended in this second. */
   actions: Map<string, Histogram>;
+  /** The same actions' latencies from when each was due (runs with due times only). */
+  corrected: Map<string, Histogram>;
   activeUsers: number;
   pgBackends: number;
+  /** Open model: arrivals that fell due in this second, were started, and were dropped. */
+  due: number;
+  arrivals: number;
+  dropped: number;
 }
 
 /** Everything a run measures, as it happens. */
@@ -63,6 +93,21 @@ export class Recorder {
   readonly seconds = new Map<number, Second>();
   activeUsers = 0;
   pgBackends = 0;
+  /** The open model's arrivals; undefined in the closed model. */
+  arrivals?: Arrivals;
+
+  /**
+   * `corrected`: the run has due times (arrivals, --pace), so each action is also timed from when it was
+   * due; `arrivals`: the open model's schedule for these users.
+   */
+  constructor(
+    readonly keepsCorrected = false,
+    arrivals?: { planned: number; maxActive: number; maxLatenessMs: number; seconds: number },
+  ) {
+    if (arrivals) {
+      this.arrivals = { ...arrivals, due: 0, started: 0, droppedBusy: 0, droppedLate: 0, lateness: histogram() };
+    }
+  }
   /** Bucket bounds in ms, when live metrics count each latency into buckets (--metrics-port). */
   bounds?: number[];
   private readonly live = new Map<string, MetricCounts>();
@@ -80,8 +125,12 @@ export class Recorder {
         failedActions: 0,
         histogram: histogram(true),
         actions: new Map(),
+        corrected: new Map(),
         activeUsers: 0,
         pgBackends: 0,
+        due: 0,
+        arrivals: 0,
+        dropped: 0,
       };
       this.seconds.set(now, second);
     }
@@ -111,16 +160,40 @@ export class Recorder {
     };
   }
 
-  /** Times an adapter call as the action `name`; a failure is counted and kept, never thrown. */
-  async action<T>(name: string, call: () => Promise<T>): Promise<T | undefined> {
+  /**
+   * Times an adapter call as the action `name`; a failure is counted and kept, never thrown. `due` (in
+   * performance.now()'s time) is when the action should have started: its user's arrival, or its --pace
+   * slot; the corrected latency runs from then, the other from when it did start.
+   */
+  async action<T>(name: string, call: () => Promise<T>, due?: number): Promise<T | undefined> {
     const started = performance.now();
+    const from = Math.min(due ?? started, started);
     try {
       const result = await call();
-      this.add(name, "action", performance.now() - started);
+      const ended = performance.now();
+      this.add(name, "action", ended - started, undefined, due === undefined ? undefined : ended - from);
       return result;
     } catch (error) {
-      this.add(name, "action", performance.now() - started, failureOf(error));
+      const ended = performance.now();
+      this.add(name, "action", ended - started, failureOf(error), due === undefined ? undefined : ended - from);
       return undefined;
+    }
+  }
+
+  /** An arrival that fell due: started `lateMs` after it was due, or dropped (the generator was `busy` or late). */
+  arrival(outcome: "started" | "busy" | "late", lateMs: number): void {
+    const a = this.arrivals!;
+    const second = this.second();
+    a.due++;
+    second.due++;
+    if (outcome === "started") {
+      a.started++;
+      second.arrivals++;
+      a.lateness.recordValue(microseconds(Math.max(lateMs, 0)));
+    } else {
+      second.dropped++;
+      if (outcome === "busy") a.droppedBusy++;
+      else a.droppedLate++;
     }
   }
 
@@ -146,10 +219,13 @@ export class Recorder {
       max: s.histogram.maxValue / 1000,
       activeUsers: s.activeUsers,
       pgBackends: s.pgBackends,
+      ...(this.arrivals ? { due: s.due, arrivals: s.arrivals, dropped: s.dropped } : {}),
       actions: Object.fromEntries(
-        [...s.actions].map((
-          [name, h],
-        ) => [name, { count: h.totalCount, p50: percentile(h, 50), p99: percentile(h, 99) }]),
+        [...s.actions].map(([name, h]) => {
+          const c = s.corrected.get(name);
+          const corrected = c ? { correctedP50: percentile(c, 50), correctedP99: percentile(c, 99) } : {};
+          return [name, { count: h.totalCount, p50: percentile(h, 50), p99: percentile(h, 99), ...corrected }];
+        }),
       ),
     }));
   }
@@ -159,7 +235,15 @@ export class Recorder {
     return [...this.live.values()];
   }
 
-  private add(name: string, kind: Kind, ms: number, failure?: Failure): void {
+  /** The open model's arrivals as the JSON keeps them; undefined in the closed model. */
+  arrivalResults(): OpenResults | undefined {
+    const a = this.arrivals;
+    if (!a) return undefined;
+    const { lateness, ...counts } = a;
+    return { ...counts, lateness: hdr.encodeIntoCompressedBase64(lateness) };
+  }
+
+  private add(name: string, kind: Kind, ms: number, failure?: Failure, correctedMs?: number): void {
     if (this.bounds) {
       let live = this.live.get(name);
       if (!live) this.live.set(name, live = { name, kind, count: 0, errors: 0, sumMs: 0, buckets: [] });
@@ -177,6 +261,13 @@ export class Recorder {
       if (!second.actions.has(name)) second.actions.set(name, histogram(true));
       second.actions.get(name)!.recordValue(microseconds(ms));
       if (failure) second.failedActions++;
+      if (this.keepsCorrected) {
+        if (correctedMs !== undefined) metric.due++;
+        metric.corrected ??= histogram();
+        metric.corrected.recordValue(microseconds(correctedMs ?? ms));
+        if (!second.corrected.has(name)) second.corrected.set(name, histogram(true));
+        second.corrected.get(name)!.recordValue(microseconds(correctedMs ?? ms));
+      }
     }
     if (failure) {
       this.onFailure?.(name, failure);
@@ -189,7 +280,7 @@ export class Recorder {
 function metricOf(metrics: Map<string, Metric>, name: string, kind: Kind): Metric {
   let metric = metrics.get(name);
   if (!metric) {
-    metrics.set(name, metric = { kind, count: 0, errors: 0, bytes: 0, histogram: histogram(), failures: [] });
+    metrics.set(name, metric = { kind, count: 0, errors: 0, bytes: 0, histogram: histogram(), due: 0, failures: [] });
   }
   return metric;
 }
@@ -263,6 +354,12 @@ export interface Settings {
   timeout?: number;
   maxErrorRate?: number;
   maxP99?: number;
+  arrivalRate?: string;
+  stages?: string;
+  maxActive?: number;
+  maxDropped?: number;
+  pace?: number;
+  judgeLatency?: "corrected" | "uncorrected";
   /** Every threshold the verdict applies: --threshold, and the shorthands --max-p99 and --max-error-rate. */
   thresholds?: Threshold[];
   url: string;
@@ -276,9 +373,31 @@ export interface ActionResult {
   errors: number;
   /** For page loads: bytes of body received on the wire. */
   bytes?: number;
+  /** Latencies from when each attempt started. */
   histogram: string;
   summary: Summary;
+  /**
+   * In a run with due times (arrivals, --pace): the same attempts' latencies from when each was due, so
+   * that the time an action waited for a stalled application to free its user counts (as wrk2 measures).
+   */
+  corrected?: { histogram: string; summary: Summary; due: number };
   failures: Failure[];
+}
+
+/** The open model's arrivals: planned, due, started and dropped (and why), and how late they started. */
+export interface OpenResults {
+  planned: number;
+  due: number;
+  started: number;
+  droppedBusy: number;
+  droppedLate: number;
+  /** How late the started arrivals started after they were due: an HDR histogram (compressed, base64). */
+  lateness: string;
+  /** The most users in flight at once these instances allowed (their shares of --max-active). */
+  maxActive: number;
+  maxLatenessMs: number;
+  /** How long the schedule lasts, in seconds. */
+  seconds: number;
 }
 
 export interface Results {
@@ -306,9 +425,15 @@ export interface Results {
     max: number;
     activeUsers: number;
     pgBackends: number;
-    /** Per action, the actions that ended in this second. */
-    actions: Record<string, { count: number; p50: number; p99: number }>;
+    /** Open model: arrivals that fell due in this second, were started, and were dropped. */
+    due?: number;
+    arrivals?: number;
+    dropped?: number;
+    /** Per action, the actions that ended in this second (and, in runs with due times, their corrected latencies). */
+    actions: Record<string, { count: number; p50: number; p99: number; correctedP50?: number; correctedP99?: number }>;
   }[];
+  /** The open model's arrivals; absent in the closed model. */
+  open?: OpenResults;
   postgres: { sampled: boolean; peakBackends: number; maxConnections: number; pool?: number; error?: string };
   generator: {
     cpuSeconds: number;
@@ -368,6 +493,7 @@ export interface Facts {
   stoppedEarly?: string;
   metrics: Map<string, Metric>;
   timeline: Results["timeline"];
+  open?: OpenResults;
   postgres: Results["postgres"];
   generator: Omit<Results["generator"], "cpuMsPerRequest">;
   check: EndCheck | null;
@@ -386,6 +512,15 @@ export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
     ...(m.kind === "page" ? { bytes: m.bytes } : {}),
     histogram: hdr.encodeIntoCompressedBase64(m.histogram),
     summary: summarize(m.histogram, m.count, m.errors, wallSeconds),
+    ...(m.corrected
+      ? {
+        corrected: {
+          histogram: hdr.encodeIntoCompressedBase64(m.corrected),
+          summary: summarize(m.corrected, m.count, m.errors, wallSeconds),
+          due: m.due,
+        },
+      }
+      : {}),
     failures: m.failures,
   }]));
   const requests = [...metrics.values()].filter((m) => m.kind === "page").reduce((n, m) => n + m.count, 0);
@@ -402,8 +537,12 @@ export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
     wallSeconds,
     actions,
   };
+  // Latency thresholds judge an action's latencies from its due time where it has one (--judge-latency).
+  const fromDue = settings.judgeLatency !== "uncorrected";
   const measured = Object.fromEntries(
-    Object.entries(actions).filter(([, a]) => a.kind === "action").map(([name, a]) => [name, a.summary]),
+    Object.entries(actions).filter(([, a]) => a.kind === "action").map((
+      [name, a],
+    ) => [name, fromDue && a.corrected?.due ? a.corrected.summary : a.summary]),
   );
   const { judged, reasons } = judgeThresholds(measured, thresholds);
   const results = {
@@ -457,6 +596,21 @@ function judge(results: Omit<Results, "verdict">, thresholdReasons: string[]): R
   const attempted = entriesOf(results, "action").reduce((n, [, a]) => n + a.count, 0);
   if (attempted === 0) reasons.push("no action was attempted");
   reasons.push(...thresholdReasons);
+  const open = results.open;
+  if (open) {
+    const dropped = open.droppedBusy + open.droppedLate;
+    const allowed = results.settings.maxDropped ?? 0;
+    if (open.due > 0 && dropped / open.due > allowed) {
+      const share = `${((100 * dropped) / open.due).toFixed(1)} %`;
+      reasons.push(
+        `${dropped} of ${open.due} arrivals dropped (${share}: ${droppedWhy(open)}), above ${
+          results.settings.maxDropped === undefined
+            ? "none allowed (--max-dropped allows a share)"
+            : `--max-dropped ${allowed}`
+        }`,
+      );
+    }
+  }
   if (results.stoppedEarly) reasons.push(`the run stopped early: ${results.stoppedEarly}`);
   const merged = results.merged;
   if (merged?.missing.length) {
@@ -474,6 +628,22 @@ function judge(results: Omit<Results, "verdict">, thresholdReasons: string[]): R
     reasons.push(`${check.name}: the check failed: ${check.findings.slice(0, 3).join("; ")}${more}`);
   }
   return { ok: reasons.length === 0, reasons };
+}
+
+/** Why arrivals were dropped, in words: "12 found --max-active 20 users in flight, 1 would have started late". */
+export function droppedWhy(open: OpenResults): string {
+  return [
+    open.droppedBusy ? `${open.droppedBusy} found all ${open.maxActive} users (--max-active) in flight` : "",
+    open.droppedLate
+      ? `${open.droppedLate} would have started more than ${open.maxLatenessMs} ms late (--max-lateness): the generator fell behind`
+      : "",
+  ].filter(Boolean).join(", ") || "none";
+}
+
+/** How late the open model's arrivals started after they were due, in ms: p50, p99 and max. */
+export function lateness(open: OpenResults): { p50: number; p99: number; max: number } {
+  const h = hdr.decodeFromCompressedBase64(open.lateness);
+  return { p50: percentile(h, 50), p99: percentile(h, 99), max: h.maxValue / 1000 };
 }
 
 /** A URL without its password (`postgresql://user:***@host/db`), for anything printed or saved. */
@@ -564,6 +734,11 @@ function refuseMismatches(all: Results[]): void {
   differ("scenario", (r) => r.settings.scenario, all);
   differ("URL", (r) => r.settings.url, all);
   differ("actions per user", (r) => r.settings.actions, all);
+  differ("the model (closed, or open with its rate)", (r) => r.settings.stages ?? r.settings.arrivalRate, all);
+  differ("--pace", (r) => r.settings.pace, all);
+  // Results written before --judge-latency judged as its default does.
+  differ("--judge-latency", (r) => r.settings.judgeLatency ?? "corrected", all);
+  differ("--max-dropped", (r) => r.settings.maxDropped, all);
   const runs = new Map<string, Results[]>();
   for (const r of all) {
     for (const d of r.instanceDetails ?? []) if (d.run !== undefined) runs.set(d.run, [...runs.get(d.run) ?? [], r]);
@@ -598,6 +773,11 @@ export function combine(all: Results[]): Facts {
       m.errors += a.errors;
       m.bytes += a.bytes ?? 0;
       m.histogram.add(hdr.decodeFromCompressedBase64(a.histogram));
+      if (a.corrected) {
+        m.corrected ??= histogram();
+        m.corrected.add(hdr.decodeFromCompressedBase64(a.corrected.histogram));
+        m.due += a.corrected.due;
+      }
       m.failures.push(...a.failures.slice(0, FAILURES_KEPT - m.failures.length));
     }
   }
@@ -612,6 +792,7 @@ export function combine(all: Results[]): Facts {
     stoppedEarly: all.map((r) => r.stoppedEarly).filter(Boolean).join("; ") || undefined,
     metrics,
     timeline,
+    open: combineArrivals(all.map((r) => r.open)),
     postgres: {
       sampled: all.some((r) => r.postgres.sampled),
       peakBackends: Math.max(...all.map((r) => r.postgres.peakBackends), ...timeline.map((t) => t.pgBackends)),
@@ -627,6 +808,27 @@ export function combine(all: Results[]): Facts {
       machineBusyShare: worst((g) => g.machineBusyShare),
     },
     check: combineChecks(all.map((r) => r.check)),
+  };
+}
+
+/** The arrivals of several instances or threads as one: counts and lateness add up, exactly. */
+function combineArrivals(all: (OpenResults | undefined)[]): OpenResults | undefined {
+  const present = all.filter((o): o is OpenResults => o !== undefined);
+  if (present.length === 0) return undefined;
+  const sum = (key: "planned" | "due" | "started" | "droppedBusy" | "droppedLate" | "maxActive") =>
+    present.reduce((n, o) => n + o[key], 0);
+  const late = histogram();
+  for (const o of present) late.add(hdr.decodeFromCompressedBase64(o.lateness));
+  return {
+    planned: sum("planned"),
+    due: sum("due"),
+    started: sum("started"),
+    droppedBusy: sum("droppedBusy"),
+    droppedLate: sum("droppedLate"),
+    lateness: hdr.encodeIntoCompressedBase64(late),
+    maxActive: sum("maxActive"),
+    maxLatenessMs: Math.max(...present.map((o) => o.maxLatenessMs)),
+    seconds: Math.max(...present.map((o) => o.seconds)),
   };
 }
 
@@ -671,9 +873,20 @@ export function mergeTimelines(timelines: Results["timeline"][]): Results["timel
     }
     for (const [name, a] of Object.entries(point.actions ?? {})) {
       const mine = t.actions[name];
+      const worst = (key: "correctedP50" | "correctedP99") =>
+        mine?.[key] === undefined && a[key] === undefined ? {} : { [key]: Math.max(mine?.[key] ?? 0, a[key] ?? 0) };
       t.actions[name] = mine
-        ? { count: mine.count + a.count, p50: Math.max(mine.p50, a.p50), p99: Math.max(mine.p99, a.p99) }
+        ? {
+          count: mine.count + a.count,
+          p50: Math.max(mine.p50, a.p50),
+          p99: Math.max(mine.p99, a.p99),
+          ...worst("correctedP50"),
+          ...worst("correctedP99"),
+        }
         : { ...a };
+    }
+    for (const key of ["due", "arrivals", "dropped"] as const) {
+      if (point[key] !== undefined) t[key] = (t[key] ?? 0) + point[key];
     }
     t.requests += point.requests;
     t.errors += point.errors;

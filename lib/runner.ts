@@ -6,7 +6,8 @@
  *   const results = await runLoad(shop, parseLoadOptions(shop, ["node", "load.ts", "--users", "20"]));
  */
 import { availableParallelism, cpus } from "node:os";
-import { instanceOf, loadCommand, type LoadOptions, shareStart } from "./load-options.ts";
+import { arrivalPlan, countOf, stagesInWords } from "./arrivals.ts";
+import { instanceOf, loadCommand, type LoadOptions, openShareOf, shareStart } from "./load-options.ts";
 import { progressLine, sumProgress } from "./report.ts";
 import {
   buildResults,
@@ -22,8 +23,11 @@ import {
 import { type PgSampler, samplePostgres, watchMachine } from "./samplers.ts";
 import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
 import { thresholdsOf } from "./thresholds.ts";
-import { type Share, UserThread } from "./workers.ts";
+import { type OpenShare, type Share, UserThread } from "./workers.ts";
 import { addCounts, bucketBounds, type MetricCounts, type MetricsServer, serveMetrics } from "./metrics.ts";
+
+/** How long after the run's start its first arrival is due: time for every worker thread to hear of it. */
+const FIRST_ARRIVAL_MS = 50;
 
 /** Where a run's words go, and what can stop it. */
 export interface RunIO {
@@ -58,7 +62,9 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   let stoppingApp = false;
   const recorder = new Recorder();
   const me = instanceOf(options);
-  const users = me.to - me.from;
+  const open = openShareOf(options);
+  const plan = arrivalPlan(options);
+  const users = open ? open.users : me.to - me.from;
   const runOptions = { ...options, instance: me.name };
   let workers: UserThread[] = [];
   let sampler: PgSampler | null = null;
@@ -69,7 +75,13 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     app = options.url ? null : await scenario.start!(options);
     const url = options.url ?? app!.url;
     workers = Array.from(
-      { length: Math.min(options.workers ?? (options.url ? availableParallelism() : 1), users) },
+      {
+        length: Math.min(
+          options.workers ?? (options.url ? availableParallelism() : 1),
+          users,
+          open?.maxActive ?? users,
+        ),
+      },
       () => new UserThread(scenario.file),
     );
     stopping = () => workers.forEach((w) => w.stop());
@@ -103,35 +115,56 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     if (metrics) log(`Metrics for Prometheus: ${metrics.url}`);
     const [lead] = workers;
     const setup = scenario.setup ? await lead.ask<unknown>({ setup: { url, options } }) : undefined;
-    const share = options.instances === undefined ? "" : `, users ${me.from}-${me.to - 1} of ${options.users}`;
+    const share = options.instances === undefined
+      ? ""
+      : open
+      ? `, every ${open.stride}th arrival from ${open.first}: ${users} of ${open.runUsers}`
+      : `, users ${me.from}-${me.to - 1} of ${options.users}`;
+    const model = plan
+      ? `users arriving at ${stagesInWords(plan.stages)} (${plan.total} in all, at most ${options.maxActive} ` +
+        `in flight)`
+      : `${users} users`;
     log(
-      `Loading ${redactUrl(url)} with ${users} users x ${options.actions} actions (seed ${options.seed}, ` +
-        `instance ${me.name}${share}${workers.length > 1 ? `, ${workers.length} worker threads` : ""})`,
+      `Loading ${redactUrl(url)} with ${model} x ${options.actions} actions${
+        options.pace ? `, one every ${options.pace} ms` : ""
+      } (seed ${options.seed}, instance ${me.name}${share}${
+        workers.length > 1 ? `, ${workers.length} worker threads` : ""
+      })`,
     );
     if (options.startAt !== undefined && !interrupted) await untilStart(options.startAt, log, io.signal);
 
     const started = Date.now();
     const cap = options.maxDuration ? setTimeout(stopping, options.maxDuration * 1000) : undefined;
     const window = io.progressSeconds ?? 10;
-    const plan = { users, steps: scenario.steps?.(options) ?? options.actions };
+    const goal = { users, steps: scenario.steps?.(options) ?? options.actions, stages: plan?.stages, share: open };
     const progress = setInterval(() => {
       recorder.second();
-      io.progress?.(progressLine(sumProgress(workers.map((w) => w.progress), recorder.pgBackends), plan, started));
+      io.progress?.(progressLine(sumProgress(workers.map((w) => w.progress), recorder.pgBackends), goal, started));
     }, window * 1000);
     const cpuBefore = process.cpuUsage();
     const machineBusy = watchMachine();
-    const shares = await Promise.all(workers.map((worker, k) =>
-      worker.ask<Share>({
-        run: {
-          url,
-          options: runOptions,
-          setup,
-          from: me.from + shareStart(users, workers.length, k),
-          to: me.from + shareStart(users, workers.length, k + 1),
-          window,
-        },
-      })
-    ));
+    // Open model: this instance's arrivals are dealt out among its threads in turn, as its rate and
+    // its share of --max-active are.
+    const openShare = (k: number): OpenShare | undefined =>
+      open
+        ? {
+          first: open.first + open.stride * k,
+          stride: open.stride * workers.length,
+          total: open.total,
+          start: started + FIRST_ARRIVAL_MS,
+          stages: plan!.stages,
+          seconds: plan!.seconds,
+          maxActive: shareStart(open.maxActive, workers.length, k + 1) - shareStart(open.maxActive, workers.length, k),
+          maxLatenessMs: options.maxLateness,
+        }
+        : undefined;
+    const shares = await Promise.all(workers.map((worker, k) => {
+      const arrivals = openShare(k);
+      const from = arrivals ? 0 : me.from + shareStart(users, workers.length, k);
+      const to = arrivals ? countOf(arrivals.first, arrivals.stride, arrivals.total) : me.from +
+        shareStart(users, workers.length, k + 1);
+      return worker.ask<Share>({ run: { url, options: runOptions, setup, from, to, window, open: arrivals } });
+    }));
     const endedAt = Date.now();
     const cpu = process.cpuUsage(cpuBefore);
     finalCounts = addCounts(shares.map((share) => share.metrics ?? []));
@@ -163,9 +196,12 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
       instances: [me.name],
       instanceDetails: [{
         instance: me.name,
-        ...(options.instances === undefined
-          ? {}
-          : { run: options.instance, index: options.index, of: options.instances, users: options.users }),
+        ...(options.instances === undefined ? {} : {
+          run: options.instance,
+          index: options.index,
+          of: options.instances,
+          users: open ? open.runUsers : options.users,
+        }),
         ...(options.startAt === undefined
           ? {}
           : { plannedStart: options.startAt, startSkewMs: started - options.startAt }),

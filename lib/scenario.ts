@@ -49,6 +49,20 @@ export interface LoadOptions {
   verbose?: boolean;
   maxErrorRate?: number;
   maxP99?: number;
+  /** The open model: new users a second (`50`, `10:200/60s`), or stages of them (`10/30s,10:100/1m`). */
+  arrivalRate?: string;
+  stages?: string;
+  /** Seconds a steady --arrival-rate lasts. */
+  duration?: number;
+  /** The most users in flight at once (open model): an arrival that finds them all busy is dropped. */
+  maxActive: number;
+  /** Ms an arrival may start after it was due before it is dropped (the generator fell behind). */
+  maxLateness: number;
+  maxDropped?: number;
+  /** Ms between the starts of a user's repeated actions: each is due at its slot, whatever the last one took. */
+  pace?: number;
+  /** Which latency the latency thresholds judge: from when each action was due (corrected), or from its start. */
+  judgeLatency: "corrected" | "uncorrected";
   threshold?: Threshold[];
   workers?: number;
   merge?: string[];
@@ -92,10 +106,15 @@ export interface VirtualUser<O, S, K> extends RunContext<O> {
   random(): number;
   /**
    * Times `call` as the action `name`. A failure is counted and kept for the report, never thrown: the
-   * answer is then undefined, as it is once the run is stopping (no new action starts then).
+   * answer is then undefined, as it is once the run is stopping (no new action starts then). The first
+   * action after a user's arrival (open model), and the first in each --pace slot, is also timed from
+   * when it was due: its corrected latency.
    */
   act<T>(name: string, call: () => Promise<T>): Promise<T | undefined>;
-  /** Runs `action` --actions times, a --think-time pause before each, until the run stops. */
+  /**
+   * Runs `action` --actions times until the run stops: a --think-time pause before each, or with --pace
+   * each due at its slot (the first at once, each next --pace after the last one's due time).
+   */
   repeat(action: (n: number) => Promise<unknown>): Promise<void>;
   /** Hands `item` (JSON-able) to the end-state check as one of `kept`; undefined is ignored. */
   keep(item: K | undefined): void;

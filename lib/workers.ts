@@ -6,7 +6,9 @@
  *   const thread = new UserThread(scenario.file);
  *   const share = await thread.ask<Share>({ run: { url, options, setup, from: 0, to: 100, window: 10 } });
  */
+import { performance } from "node:perf_hooks";
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import { arrivalTime, type Stage } from "./arrivals.ts";
 import { printable } from "./cli.ts";
 import { bucketBounds, type MetricCounts } from "./metrics.ts";
 import { sessionDefaults } from "./fetchData.ts";
@@ -30,7 +32,17 @@ export interface Share {
 /** What the main thread asks a worker: the scenario's setup, a share of the users, or the end-state check. */
 export type Ask =
   | { setup: { url: string; options: LoadOptions } }
-  | { run: { url: string; options: LoadOptions; setup: unknown; from: number; to: number; window: number } }
+  | {
+    run: {
+      url: string;
+      options: LoadOptions;
+      setup: unknown;
+      from: number;
+      to: number;
+      window: number;
+      open?: OpenShare;
+    };
+  }
   | {
     check: {
       url: string;
@@ -41,6 +53,21 @@ export type Ask =
       failures: Record<string, number>;
     };
   };
+
+/**
+ * A worker's part of an open-model run: the run's arrivals k = first, first + stride, ... below total,
+ * each due `arrivalTime(stages, k)` seconds after `start` (ms since 1970), at most `maxActive` in flight.
+ */
+export interface OpenShare {
+  first: number;
+  stride: number;
+  total: number;
+  start: number;
+  stages: Stage[];
+  seconds: number;
+  maxActive: number;
+  maxLatenessMs: number;
+}
 
 type Reply = { id: number; answer: unknown } | { id: number; error: string } | { progress: Progress };
 
@@ -152,8 +179,11 @@ async function answer(
     sessionDefaults.timeoutMs = options.timeout;
     return await scenario.check!({ url, options, setup, kept, exact, failures }) satisfies CheckAnswer;
   }
-  const { url, options, setup, from, to, window } = request.run;
-  const recorder = new Recorder();
+  const { url, options, setup, from, to, window, open } = request.run;
+  const recorder = new Recorder(
+    open !== undefined || options.pace !== undefined,
+    open && { planned: to - from, maxActive: open.maxActive, maxLatenessMs: open.maxLatenessMs, seconds: open.seconds },
+  );
   if (options.metricsPort !== undefined) recorder.bounds = bucketBounds(options.timeout);
   if (options.verbose) {
     recorder.onFailure = (name, f) => process.stderr.write(printable(`failed: ${name}: ${f.message}`) + "\n");
@@ -162,7 +192,8 @@ async function answer(
   const lag = watchEventLoop();
   const started = Date.now();
   Object.assign(sessionDefaults, { timeoutMs: options.timeout, onRequest: recorder.requestObserver() });
-  const kept = await runUsers(scenario, options, url, setup, recorder, state, from, to).finally(() => {
+  const run = { scenario, options, url, setup, recorder, state };
+  const kept = await (open ? arriveUsers(run, open) : runUsers(run, from, to)).finally(() => {
     delete sessionDefaults.onRequest;
   });
   const loop = lag.stop();
@@ -175,6 +206,7 @@ async function answer(
     interrupted: false,
     metrics: recorder.metrics,
     timeline: recorder.timeline(),
+    open: recorder.arrivalResults(),
     postgres: { sampled: false, peakBackends: 0, maxConnections: 0 },
     generator: { cpuSeconds: 0, coreShare: 0, ...loop, saturated: false, cores: 0, machineBusyShare: 0 },
     check: null,
@@ -183,53 +215,107 @@ async function answer(
   return { users: to - from, results, kept, loop, metrics } satisfies Share;
 }
 
-/** Users `from` to `to` of the run, each on its journey at once (or over --ramp-up); answers what they kept. */
-async function runUsers(
-  scenario: AnyScenario,
-  options: LoadOptions,
-  url: string,
-  setup: unknown,
-  recorder: Recorder,
-  state: RunState,
-  from: number,
-  to: number,
-): Promise<unknown[]> {
+/** What every user of a worker's share runs with. */
+interface UserRun {
+  scenario: AnyScenario;
+  options: LoadOptions;
+  url: string;
+  setup: unknown;
+  recorder: Recorder;
+  state: RunState;
+}
+
+/** The closed model: users `from` to `to` of the run, each on its journey at once (or over --ramp-up). */
+async function runUsers(run: UserRun, from: number, to: number): Promise<unknown[]> {
+  const { options, state } = run;
   const kept: unknown[] = [];
   const user = async (index: number) => {
-    const random = seededRandom(options.seed ^ Math.imul(index + 1, 0x9e3779b1));
     if (options.rampUp > 0) await sleep((index / options.users) * options.rampUp * 1000);
-    if (state.stopping) return;
-    recorder.activeUsers++;
-    try {
-      await scenario.user({
-        url,
-        options,
-        setup,
-        index,
-        name: `${options.instance}_${index}`,
-        random,
-        get stopping() {
-          return state.stopping;
-        },
-        act: (name, call) => state.stopping ? Promise.resolve(undefined) : recorder.action(name, call),
-        keep: (item) => item !== undefined && kept.push(item),
-        async repeat(action) {
-          for (let n = 0; n < options.actions && !state.stopping; n++) {
-            if (options.thinkTime > 0) await sleep(options.thinkTime * (0.5 + random()));
-            if (state.stopping) break;
-            await action(n);
-          }
-        },
-      });
-    } catch (error) {
-      // The journey itself threw, outside any act(): counted as a failed action of its own, not lost.
-      await recorder.action("journey", () => Promise.reject(error));
-    } finally {
-      recorder.activeUsers--;
-    }
+    if (!state.stopping) await journey(run, index, kept);
   };
   await Promise.all(Array.from({ length: to - from }, (_, i) => user(from + i)));
   return kept;
+}
+
+/**
+ * The open model: this worker's arrivals, each user starting its journey when it is due, whatever the
+ * users before it are doing. An arrival that finds `maxActive` users in flight, or that the generator
+ * reaches more than `maxLatenessMs` after it was due, is dropped and counted, never started late.
+ */
+async function arriveUsers(run: UserRun, open: OpenShare): Promise<unknown[]> {
+  const { recorder, state } = run;
+  const kept: unknown[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const now = () => performance.timeOrigin + performance.now();
+  for (let k = open.first; k < open.total && !state.stopping; k += open.stride) {
+    const due = open.start + arrivalTime(open.stages, k) * 1000;
+    // Waits a quarter second at a time at most, so that a stop is heeded between sparse arrivals.
+    for (let wait = due - now(); wait > 0 && !state.stopping; wait = due - now()) await sleep(Math.min(wait, 250));
+    if (state.stopping) break;
+    const late = now() - due;
+    if (late > open.maxLatenessMs) recorder.arrival("late", late);
+    else if (inFlight.size >= open.maxActive) recorder.arrival("busy", late);
+    else {
+      recorder.arrival("started", late);
+      const user: Promise<void> = journey(run, k, kept, due - performance.timeOrigin).finally(() =>
+        inFlight.delete(user)
+      );
+      inFlight.add(user);
+    }
+  }
+  while (inFlight.size) await Promise.all(inFlight);
+  return kept;
+}
+
+/**
+ * One user's journey. `due` (performance.now()'s time) is when its first action should start: its
+ * arrival, in the open model; with --pace each repeated action is due at its slot. The action that starts
+ * next takes the due time, so its corrected latency runs from then.
+ */
+async function journey(run: UserRun, index: number, kept: unknown[], due?: number): Promise<void> {
+  const { scenario, options, url, setup, recorder, state } = run;
+  const random = seededRandom(options.seed ^ Math.imul(index + 1, 0x9e3779b1));
+  let next = due;
+  recorder.activeUsers++;
+  try {
+    await scenario.user({
+      url,
+      options,
+      setup,
+      index,
+      name: `${options.instance}_${index}`,
+      random,
+      get stopping() {
+        return state.stopping;
+      },
+      act: (name, call) => {
+        if (state.stopping) return Promise.resolve(undefined);
+        const dueAt = next;
+        next = undefined;
+        return recorder.action(name, call, dueAt);
+      },
+      keep: (item) => item !== undefined && kept.push(item),
+      async repeat(action) {
+        const first = next ?? performance.now();
+        for (let n = 0; n < options.actions && !state.stopping; n++) {
+          if (options.pace !== undefined) {
+            const slot = first + n * options.pace;
+            const wait = slot - performance.now();
+            if (wait > 0) await sleep(wait);
+            next = slot;
+          } else if (options.thinkTime > 0) await sleep(options.thinkTime * (0.5 + random()));
+          if (state.stopping) break;
+          await action(n);
+          next = undefined;
+        }
+      },
+    });
+  } catch (error) {
+    // The journey itself threw, outside any act(): counted as a failed action of its own, not lost.
+    await recorder.action("journey", () => Promise.reject(error));
+  } finally {
+    recorder.activeUsers--;
+  }
 }
 
 /** mulberry32: a small seeded generator, so a run's choices can be repeated. */
