@@ -14,7 +14,7 @@ import { performance } from "node:perf_hooks";
 import * as hdr from "hdr-histogram-js";
 import type { RequestRecord } from "./fetchData.ts";
 import { histogram, microseconds } from "./histogram.ts";
-import type { LoopLoad } from "./samplers.ts";
+import type { BackendProcesses, LoopLoad, PgFindings } from "./samplers.ts";
 
 /** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
 export const BUSY_SHARE = 0.9;
@@ -51,6 +51,7 @@ interface Second {
   actions: Map<string, Histogram>;
   activeUsers: number;
   pgBackends: number;
+  pgActive: number;
 }
 
 /** Everything a run measures, as it happens. */
@@ -59,6 +60,7 @@ export class Recorder {
   readonly seconds = new Map<number, Second>();
   activeUsers = 0;
   pgBackends = 0;
+  pgActive = 0;
 
   /** The current second's bucket, which also notes the users active and PostgreSQL's backends now. */
   second(): Second {
@@ -73,11 +75,13 @@ export class Recorder {
         actions: new Map(),
         activeUsers: 0,
         pgBackends: 0,
+        pgActive: 0,
       };
       this.seconds.set(now, second);
     }
     second.activeUsers = Math.max(second.activeUsers, this.activeUsers);
     second.pgBackends = Math.max(second.pgBackends, this.pgBackends);
+    second.pgActive = Math.max(second.pgActive, this.pgActive);
     return second;
   }
 
@@ -136,6 +140,7 @@ export class Recorder {
       max: s.histogram.maxValue / 1000,
       activeUsers: s.activeUsers,
       pgBackends: s.pgBackends,
+      pgActive: s.pgActive,
       actions: Object.fromEntries(
         [...s.actions].map((
           [name, h],
@@ -278,11 +283,14 @@ export interface Results {
     p99: number;
     max: number;
     activeUsers: number;
+    /** PostgreSQL's client backends connected (held), the most at one look in this second. */
     pgBackends: number;
+    /** Of them, the most running a statement at one look (state 'active'); results before 2026-12 lack it. */
+    pgActive?: number;
     /** Per action, the actions that ended in this second. */
     actions: Record<string, { count: number; p50: number; p99: number }>;
   }[];
-  postgres: { sampled: boolean; peakBackends: number; maxConnections: number; pool?: number; error?: string };
+  postgres: PostgresResults;
   generator: {
     cpuSeconds: number;
     cpuMsPerRequest: number;
@@ -303,6 +311,60 @@ export interface Results {
   /** For a merge: what was expected against what was found. */
   merged?: MergeCheck;
   verdict: { ok: boolean; reasons: string[] };
+}
+
+/**
+ * The connections an application declares it holds (StartedApp's `pool`): a fixed pool opens them all at
+ * start and must hold them throughout the run; an on-demand pool opens them as requests need them.
+ */
+export interface PoolDeclaration {
+  size: number;
+  mode: "fixed" | "on-demand";
+  /** The connections it held when it was ready. */
+  held?: number;
+  /** Why it holds fewer than its size, in the application's words (max_connections, open files, ...). */
+  shortfall?: string;
+}
+
+/** What PostgreSQL showed during the run; every field but the first three is missing from older results. */
+export interface PostgresResults {
+  sampled: boolean;
+  /** The most client backends connected at one look (held.max). */
+  peakBackends: number;
+  maxConnections: number;
+  /** The connections the application the tool started declared it holds. */
+  pool?: PoolDeclaration;
+  /** Client backends connected, fewest and most over the run (the samplers' own left out). */
+  held?: { min: number; max: number };
+  /** Distinct backends that ran at least one statement during the run (query_start moved past its start). */
+  served?: number;
+  /** Their process ids, when one server was sampled: a merge unites them exactly. */
+  servedPids?: number[];
+  /** The server run sampled (address, port, start time), or "N servers" in a merge of several. */
+  server?: string;
+  /** The most backends in state 'active' at one look. */
+  activePeak?: number;
+  /** Backends whose activity the sampler's role may not see: `served` leaves them out. */
+  hidden?: number;
+  /** The backends' memory and open files, read from /proc where the database is on this machine. */
+  processes?: BackendProcesses;
+  /** Why the backends' processes were not read. */
+  processesError?: string;
+  /** Why PostgreSQL was not sampled (a --database-url that could not be reached), or its first failed look. */
+  error?: string;
+  /** In a merge: what could not be combined exactly. */
+  note?: string;
+}
+
+/** The results' PostgreSQL part for one run: what the sampler found (or why there was none) and the app's pool. */
+export function postgresResults(
+  findings: PgFindings | null,
+  error: string | undefined,
+  pool: PoolDeclaration | undefined,
+): PostgresResults {
+  if (!findings) return { sampled: false, peakBackends: 0, maxConnections: 0, pool, error };
+  const { servedPids, ...rest } = findings;
+  return { sampled: true, peakBackends: findings.held.max, ...rest, pool, served: servedPids.length, servedPids };
 }
 
 /** One instance of a run: which of how many (--instances, --index), and its start against the planned one. */
@@ -431,6 +493,8 @@ function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Resul
     }
   }
   if (results.stoppedEarly) reasons.push(`the run stopped early: ${results.stoppedEarly}`);
+  const pool = poolReason(results.postgres);
+  if (pool) reasons.push(pool);
   const merged = results.merged;
   if (merged?.missing.length) {
     reasons.push(
@@ -447,6 +511,29 @@ function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Resul
     reasons.push(`${check.name}: the check failed: ${check.findings.slice(0, 3).join("; ")}${more}`);
   }
   return { ok: reasons.length === 0, reasons };
+}
+
+/**
+ * A fixed pool passes only when its connections were held throughout the run: the fewest held at any
+ * look was at least its size. Otherwise the reason names the shortfall and its cause, in the
+ * application's words where it gave them.
+ */
+function poolReason(p: PostgresResults): string | null {
+  const pool = p.pool;
+  if (pool?.mode !== "fixed") return null;
+  const cause = pool.shortfall ??
+    (p.maxConnections > 0 && p.maxConnections < pool.size
+      ? `max_connections is ${p.maxConnections}, below the pool's size`
+      : "the application's log may say why");
+  if (!p.sampled || !p.held) {
+    const at = pool.held !== undefined && pool.held < pool.size ? `; it held ${pool.held} at start: ${cause}` : "";
+    return `the fixed pool of ${pool.size} connections: not checked (PostgreSQL was not sampled${
+      p.error ? `: ${p.error}` : ""
+    })${at}`;
+  }
+  if (p.held.min >= pool.size) return null;
+  const held = p.held.min === p.held.max ? `${p.held.min}` : `${p.held.min} to ${p.held.max}`;
+  return `the fixed pool of ${pool.size} connections was not held throughout: ${held} held: ${cause}`;
 }
 
 /** A URL without its password (`postgresql://user:***@host/db`), for anything printed or saved. */
@@ -584,11 +671,7 @@ export function combine(all: Results[]): Facts {
     stoppedEarly: all.map((r) => r.stoppedEarly).filter(Boolean).join("; ") || undefined,
     metrics,
     timeline,
-    postgres: {
-      sampled: all.some((r) => r.postgres.sampled),
-      peakBackends: Math.max(...all.map((r) => r.postgres.peakBackends), ...timeline.map((t) => t.pgBackends)),
-      maxConnections: Math.max(...all.map((r) => r.postgres.maxConnections)),
-    },
+    postgres: combinePostgres(all.map((r) => r.postgres), timeline),
     generator: {
       cpuSeconds: all.reduce((n, r) => n + r.generator.cpuSeconds, 0),
       coreShare: worst((g) => g.coreShare),
@@ -599,6 +682,64 @@ export function combine(all: Results[]): Facts {
       machineBusyShare: worst((g) => g.machineBusyShare),
     },
     check: combineChecks(all.map((r) => r.check)),
+  };
+}
+
+/**
+ * What several instances saw of PostgreSQL. Instances that sampled one server combine exactly: held is
+ * the fewest and most at any of their looks, the active peak the most at one look, served the union of
+ * the backends' process ids, memory and files the look with the most memory. Served backends of
+ * different servers add up; their held and active counts, looked at in different moments, cannot, so
+ * the merge gives the largest server's and says so.
+ */
+function combinePostgres(all: PostgresResults[], timeline: Results["timeline"]): PostgresResults {
+  const sampled = all.filter((p) => p.sampled);
+  const pools = new Set(all.map((p) => JSON.stringify(p.pool ?? null)));
+  const combined: PostgresResults = {
+    sampled: sampled.length > 0,
+    peakBackends: Math.max(...all.map((p) => p.peakBackends), ...timeline.map((t) => t.pgBackends)),
+    maxConnections: Math.max(...all.map((p) => p.maxConnections)),
+    pool: pools.size === 1 ? all[0].pool : undefined,
+    error: all.map((p) => p.error).find(Boolean),
+  };
+  const detailed = sampled.filter((p) => p.held);
+  if (detailed.length === 0) return combined;
+  const servers = new Map<string, PostgresResults[]>();
+  for (const p of detailed) servers.set(p.server ?? "", [...servers.get(p.server ?? "") ?? [], p]);
+  const perServer = [...servers.values()].map((ps) => {
+    const pids = ps.every((p) => p.servedPids) ? new Set(ps.flatMap((p) => p.servedPids!)) : null;
+    const biggest = ps.filter((p) => p.processes).sort((a, b) => b.processes!.pssBytes - a.processes!.pssBytes)[0];
+    return {
+      held: { min: Math.min(...ps.map((p) => p.held!.min)), max: Math.max(...ps.map((p) => p.held!.max)) },
+      activePeak: Math.max(...ps.map((p) => p.activePeak ?? 0)),
+      served: pids ? pids.size : Math.max(...ps.map((p) => p.served ?? 0)),
+      exactServed: pids !== null,
+      servedPids: pids ? [...pids].sort((a, b) => a - b) : undefined,
+      hidden: Math.max(...ps.map((p) => p.hidden ?? 0)),
+      processes: biggest?.processes,
+      processesError: biggest ? undefined : ps.map((p) => p.processesError).find(Boolean),
+    };
+  });
+  const largest = perServer.sort((a, b) => b.held.max - a.held.max)[0];
+  const notes = [
+    ...(perServer.some((s) => !s.exactServed)
+      ? ["served is the largest instance's, as results without the backends' ids cannot be united"]
+      : []),
+    ...(perServer.length > 1
+      ? [
+        `the instances sampled ${perServer.length} servers: served adds up; held, the active peak, memory and ` +
+        `files are the largest server's, as looks at different servers cannot be added`,
+      ]
+      : []),
+  ];
+  const { exactServed: _, ...figures } = largest;
+  return {
+    ...combined,
+    ...figures,
+    served: perServer.reduce((n, s) => n + s.served, 0),
+    servedPids: perServer.length === 1 ? largest.servedPids : undefined,
+    server: perServer.length === 1 ? detailed[0].server : `${perServer.length} servers`,
+    note: notes.length ? notes.join("; ") : undefined,
   };
 }
 
@@ -655,6 +796,7 @@ export function mergeTimelines(timelines: Results["timeline"][]): Results["timel
     t.p99 = Math.max(t.p99, point.p99);
     t.max = Math.max(t.max, point.max);
     t.pgBackends = Math.max(t.pgBackends, point.pgBackends);
+    if (point.pgActive !== undefined) t.pgActive = Math.max(t.pgActive ?? 0, point.pgActive);
   }
   return [...merged.values()].sort((a, b) => a.t - b.t);
 }

@@ -14,6 +14,7 @@ import {
   combine,
   type EndCheck,
   mergeTimelines,
+  postgresResults,
   Recorder,
   redactUrl,
   type Results,
@@ -57,6 +58,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   const runOptions = { ...options, instance: me.name };
   let workers: UserThread[] = [];
   let sampler: PgSampler | null = null;
+  let samplerError: string | undefined;
   let stoppedEarly: string | undefined;
   try {
     app = options.url ? null : await scenario.start!(options);
@@ -75,11 +77,13 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     });
     const databaseUrl = options.databaseUrl ?? app?.databaseUrl;
     sampler = databaseUrl
-      ? await samplePostgres(databaseUrl, (backends) => {
-        recorder.pgBackends = backends;
+      ? await samplePostgres(databaseUrl, (sample) => {
+        recorder.pgBackends = sample.held;
+        recorder.pgActive = sample.active;
         recorder.second();
       }).catch((error) => {
-        log(`warning: cannot sample PostgreSQL: ${error.message}`);
+        samplerError = `cannot connect to ${redactUrl(databaseUrl)}: ${error.message}`;
+        log(`warning: cannot sample PostgreSQL: ${samplerError}`);
         return null;
       })
       : null;
@@ -155,12 +159,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
       interrupted,
       stoppedEarly,
       timeline: mergeTimelines([combined.timeline, recorder.timeline()]),
-      postgres: {
-        sampled: sampler !== null,
-        peakBackends: sampler?.peak ?? 0,
-        maxConnections: sampler?.maxConnections ?? 0,
-        error: sampler?.error,
-      },
+      postgres: postgresResults(sampler?.findings() ?? null, samplerError, app?.pool),
       generator: {
         cpuSeconds,
         coreShare,
