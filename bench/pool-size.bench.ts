@@ -135,20 +135,19 @@ ignore_startup_parameters = extra_float_digits
 }
 
 async function measure(setup: Setup, round: number, dir: string): Promise<Measured> {
-  const here = join(dir, `${round}-${setup.pool}-${setup.bouncer}`);
-  rmSync(here, { recursive: true, force: true });
   const pgDir = mkdtempSync(join(tmpdir(), "tierload-bench-pg-"));
   const database = await startEmbeddedPostgres(pgDir, 1100, () => {});
-  const stops: (() => Promise<void>)[] = [database.stop, async () => rmSync(pgDir, { recursive: true, force: true })];
+  const stops: (() => Promise<void>)[] = [
+    database.stop,
+    () => Promise.resolve(rmSync(pgDir, { recursive: true, force: true })),
+  ];
   try {
     const db = new pg.Client({ connectionString: database.url });
     await db.connect();
     const backend = (await db.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
     const postmaster = Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${backend}/status`, "utf8"))![1]);
     await db.end();
-    const bouncer = setup.bouncer
-      ? await startBouncer(mkdtempSync(join(tmpdir(), "tierload-bench-pgb-")), database.url)
-      : null;
+    const bouncer = setup.bouncer ? await startBouncer(pgDir, database.url) : null;
     if (bouncer) stops.unshift(bouncer.stop);
     const started = performance.now();
     const forum = await spawnForum(setup.pool, { databaseUrl: bouncer?.url ?? database.url });
@@ -159,7 +158,7 @@ async function measure(setup: Setup, round: number, dir: string): Promise<Measur
       forum: cpuOf(forum.pid).own,
       bouncer: bouncer && cpuOf(bouncer.pid).own,
     };
-    const json = `${here}.json`;
+    const json = join(dir, `${round}-${setup.pool}-${setup.bouncer}.json`);
     const [cmd, ...args] = runtimeCommand("scripts/load.ts", [
       ...["--url", forum.url, "--database-url", database.url, "--workers", "1", "--json", json],
       ...["--users", String(options.users), "--actions", String(options.actions), "--seed", String(round)],
