@@ -99,9 +99,6 @@ export interface PgFindings {
 }
 
 export interface PgSampler {
-  maxConnections: number;
-  peak: number;
-  error?: string;
   /** Looks a last time (and reads the processes), then closes its connection. */
   stop(): Promise<void>;
   findings(): PgFindings;
@@ -180,14 +177,7 @@ export async function samplePostgres(databaseUrl: string, onSample: (sample: PgS
     busy = look().finally(() => sampling = false);
   }, 200);
   let stopped: Promise<void> | null = null;
-  const sampler: PgSampler = {
-    maxConnections: facts.max,
-    get peak() {
-      return max;
-    },
-    get error() {
-      return error;
-    },
+  return {
     stop() {
       stopped ??= (async () => {
         clearInterval(timer);
@@ -209,7 +199,6 @@ export async function samplePostgres(databaseUrl: string, onSample: (sample: PgS
       error,
     }),
   };
-  return sampler;
 }
 
 /** True when the database's processes can be read here (/proc, a loopback or socket address); else why not. */
