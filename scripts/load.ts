@@ -3,7 +3,8 @@
  * acts M times (9 in 10 a reply to an existing thread, otherwise a new thread), through the same adapter
  * as the functional suite (lib/forum.ts); then every write the run counted is looked for on the forum.
  * With no --url it starts the reference forum in its own process, holding a fixed pool of 1000
- * PostgreSQL connections (the run passes only if all 1000 are held throughout). The load tool itself (workers, instances, Kubernetes, merge, verdict, reports) is lib/'s.
+ * PostgreSQL connections (the run passes only if all 1000 are held throughout). The load tool itself
+ * (workers, instances, Kubernetes, merge, verdict, reports) is lib/'s.
  *
  *   npx tsx scripts/load.ts                      # or: deno run -A scripts/load.ts (npm start)
  *   npx tsx scripts/load.ts --users 200 --actions 5 --json run.json --max-error-rate 0.01 --max-p99 2000
