@@ -5,7 +5,7 @@
  *
  *   if (isMain(import.meta)) runMain(main);
  */
-import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { accessSync, constants, existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { isMainThread } from "node:worker_threads";
@@ -23,14 +23,19 @@ export function scriptArgs(argv: string[]): string[] {
 }
 
 /**
- * A commander command whose usage errors (an unknown option, a bad value: commander has printed the
+ * A commander command, with --version, whose usage errors (an unknown option, a bad value: commander has printed the
  * message and its "did you mean") reach runMain as CommanderError, which exits 2, not commander's 1.
  */
 export function command(name: string): Command {
-  return new Command(name).exitOverride();
+  return new Command(name).exitOverride().version(`tierload ${VERSION}`, "-V, --version", "print the version and exit");
 }
 
-/** A commander option parser for a number from `min` to `max` (an integer when `integer`). */
+/** tierload's version, from its package.json. */
+export const VERSION: string = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
+
+/** A commander option parser for a number from `min` to `max` (an integer when `integer`). *
+ *   .option("--reply-share <fraction>", "share of replies", number(0, 1), 0.9)
+ */
 export function number(min: number, max = Infinity, integer = false): (value: string) => number {
   return (value) => {
     const n = Number(value);
@@ -43,7 +48,41 @@ export function number(min: number, max = Infinity, integer = false): (value: st
   };
 }
 
-/** A commander option parser for an integer from `min` to `max`. */
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A commander option parser for a time: `250ms`, `30s`, `5m`, `1h30m`, or a bare number in `unit` (what the
+ * option always took), answered in `unit`, from `min` to `max` (in `unit` too).
+ *
+ *   .option("--think-time <time>", "mean pause (default unit: ms)", duration("ms", 0), 0)
+ */
+export function duration(unit: "ms" | "s", min = 0, max = Infinity): (value: string) => number {
+  return (value) => {
+    const text = value.trim();
+    let ms: number;
+    if (/^\d+(\.\d+)?$/.test(text)) ms = Number(text) * UNITS[unit];
+    else if (/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text)) {
+      ms = 0;
+      for (const [, n, , u] of text.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g)) ms += Number(n) * UNITS[u];
+    } else {
+      throw new InvalidArgumentError(
+        `expected a time such as 250ms, 30s, 5m or 1h30m (a bare number is in ${
+          unit === "ms" ? "milliseconds" : "seconds"
+        })`,
+      );
+    }
+    const answer = ms / UNITS[unit];
+    if (!Number.isFinite(answer) || answer < min || answer > max) {
+      const limits = `${min}${unit}${max < Infinity ? ` to ${max}${unit}` : " or more"}`;
+      throw new InvalidArgumentError(`expected a time of ${limits}`);
+    }
+    return answer;
+  };
+}
+
+/** A commander option parser for an integer from `min` to `max`. *
+ *   .option("--pool <n>", "PostgreSQL connections", integer(1, 10_000), 1000)
+ */
 export function integer(min: number, max = Infinity): (value: string) => number {
   return number(min, max, true);
 }
@@ -51,6 +90,8 @@ export function integer(min: number, max = Infinity): (value: string) => number 
 /**
  * Whether the module of `meta` is the program: Deno says so; on Node its URL is argv[1]'s. Never in a
  * worker thread, which loads the program's file again to run its users.
+ *
+ *   if (isMain(import.meta)) runMain(main);
  */
 export function isMain(meta: ImportMeta): boolean {
   if (!isMainThread) return false;
@@ -73,6 +114,8 @@ export function moduleUrl(meta: ImportMeta | undefined): string {
 /**
  * Runs a script's main. A usage error exits 2 (commander printed it; --help and --version exit 0); any
  * other failure prints `error: <message>` to stderr and exits 1.
+ *
+ *   if (isMain(import.meta)) runMain(main);
  */
 export function runMain(main: () => Promise<void>): void {
   // A reader that stops reading (`| head`) is no failure of ours: stop quietly, as other tools do.

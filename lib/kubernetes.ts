@@ -4,7 +4,7 @@
  * at one moment fixed when the manifest is made, each printing its results as the last line of its log.
  * Secrets (a password in a URL) never enter the YAML: the pods read them from a Kubernetes Secret.
  *
- *   npx tsx scripts/load.ts --kubernetes-job --url http://forum.example/myapp/ --users 3000 --instances 3 > job.yaml
+ *   npx tsx scripts/load.ts --kubernetes-job --url http://app.example/ --users 3000 --instances 3 > job.yaml
  *   kubectl apply -f job.yaml
  *
  * No operator: an Indexed Job (batch/v1, completionMode: Indexed) is plain Kubernetes since 1.24.

@@ -3,7 +3,7 @@
  * a run with a terminal's words (progress, Ctrl-C), a merge of saved results, or a Kubernetes Job;
  * then the report on stdout, the JSON and the HTML report where asked, and the exit status.
  *
- *   export default scenario(import.meta, { name: "forum", description: "...", user: async (u) => { ... } });
+ *   export default scenario(import.meta, { name: "shop", description: "...", user: async (u) => { ... } });
  *
  *   npx tsx my-scenario.ts --users 200 --actions 5 --json run.json --report run.html
  *   npx tsx my-scenario.ts --merge a.json b.json --json all.json
@@ -16,18 +16,20 @@ import { fileURLToPath } from "node:url";
 import { EXIT, isMain, moduleUrl, runMain } from "./cli.ts";
 import { jobManifest } from "./kubernetes.ts";
 import { environmentName, instanceOf, loadCommand, type LoadOptions, parseLoadOptions } from "./load-options.ts";
-import { openFileLimits } from "./process.ts";
+import { openFileLimits, whenOrphaned } from "./process.ts";
 import { formatReport, renderReport } from "./report.ts";
 import { merge, redactUrl, type Results } from "./results.ts";
 import { readResultsFrom } from "./results-file.ts";
 import { runLoad } from "./runner.ts";
+import { writeCsv } from "./csv.ts";
+import { thresholdsOf } from "./thresholds.ts";
 import { type AnyScenario, type LoadedScenario, register, type Scenario } from "./scenario.ts";
 
 /**
  * Defines the scenario of the file whose `import.meta` is given, and runs the load tool on it when that
  * file is the program (not when a test or a worker thread imports it).
  *
- *   export default scenario(import.meta, { name: "forum", description: "...", user: async (u) => { ... } });
+ *   export default scenario(import.meta, { name: "shop", description: "...", user: async (u) => { ... } });
  */
 export function scenario<O extends object = Record<string, never>, S = undefined, K = never>(
   meta: ImportMeta,
@@ -39,24 +41,28 @@ export function scenario<O extends object = Record<string, never>, S = undefined
   return loaded;
 }
 
-/** The load tool on `scenario`, as its file's command line asks. */
+/** The load tool on `scenario`, as its file's command line asks. *
+ *   await main(shop, ["node", "load.ts", "--users", "20", "--report", "run.html"]); // as `npx tsx shop.ts ...`
+ */
 export async function main(scenario: AnyScenario, argv = process.argv): Promise<void> {
   const options = parseLoadOptions(scenario, argv);
-  const log = (line: string) => process.stderr.write(line + "\n");
+  const log = options.quiet ? () => {} : (line: string) => process.stderr.write(line + "\n");
   let results: Results;
   if (options.kubernetesJob) {
     console.log(kubernetesJob(scenario, options));
     return;
   }
   if (options.merge) {
-    results = merge(options.merge.flatMap((source) => readResultsFrom(source)), options);
+    // The merge judges by the instances' own thresholds, unless it is given its own.
+    const told = ["threshold", "maxP99", "maxErrorRate"].some((key) => options.given.includes(key));
+    results = merge(options.merge.flatMap((source) => readResultsFrom(source)), told ? thresholdsOf(options) : null);
   } else {
     const refusal = checkOpenFiles(instanceOf(options).to - instanceOf(options).from);
     if (refusal) throw new Error(refusal);
     results = await runWithSignals(scenario, options, log);
   }
   // With the JSON on stdout, the report a person reads goes to stderr.
-  (options.json === "-" ? log : console.log)(formatReport(results));
+  (options.json === "-" ? (line: string) => process.stderr.write(line + "\n") : console.log)(formatReport(results));
   if (options.json === "-") console.log(JSON.stringify(results));
   else if (options.json) {
     writeFileSync(options.json, JSON.stringify(results, null, 1));
@@ -66,6 +72,7 @@ export async function main(scenario: AnyScenario, argv = process.argv): Promise<
     writeFileSync(options.report, renderReport(results));
     log(`Report written to ${options.report}`);
   }
+  if (options.csv) log(`CSV written to ${writeCsv(options.csv, results).join(", ")}`);
   process.exitCode = results.interrupted ? EXIT.interrupted : results.verdict.ok ? EXIT.ok : EXIT.failed;
 }
 
@@ -90,11 +97,13 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // A wrapper killed outright (kill -9 of npx tsx, npm start) leaves this run orphaned: it stops as on a signal.
+  const stopWatching = whenOrphaned(() => onSignal("parent process gone"));
   const width = () => process.stderr.columns || 80;
   try {
     return await runLoad(scenario, options, {
       log: (line) => log(`${tty ? "\r\x1b[K" : ""}${line}`),
-      progress: (line) => {
+      progress: options.quiet ? undefined : (line) => {
         if (!tty) log(line);
         else process.stderr.write(`\r\x1b[K${line.length < width() ? line : line.slice(0, width() - 2) + "…"}`);
       },
@@ -103,6 +112,7 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
     });
   } finally {
     if (tty) process.stderr.write("\r\x1b[K");
+    stopWatching();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
@@ -135,6 +145,8 @@ const SET_BY_THE_JOB = new Set([
  * each printing its results as its last line of output (--json -) for the merge to read from the logs.
  * An option whose value holds a password (a URL's, or an option named like one) reaches the pods through
  * a Kubernetes Secret and the environment, never through the YAML.
+ *
+ *   writeFileSync("job.yaml", kubernetesJob(shop, parseLoadOptions(shop, ["node", "load.ts", "--kubernetes-job", "--url", url])));
  */
 export function kubernetesJob(scenario: AnyScenario, options: LoadOptions): string {
   const script = relative(process.cwd(), fileURLToPath(scenario.file));
@@ -153,6 +165,8 @@ export function kubernetesJob(scenario: AnyScenario, options: LoadOptions): stri
     const value = values[key];
     if (typeof value === "boolean") {
       if (value) args.push(option.long);
+    } else if (Array.isArray(value)) {
+      for (const item of value) args.push(option.long, typeof item === "object" ? item.text : String(item));
     } else if (isSecret(key, String(value))) {
       const shown = redactUrl(String(value));
       secrets.push({

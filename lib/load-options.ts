@@ -3,40 +3,15 @@
  * outputs, instances, Kubernetes), then the scenario's own. Every option can also come from the
  * environment, `TIERLOAD_USERS=1000` for `--users 1000`; the command line wins.
  *
- *   const options = parseLoadOptions(forumScenario, process.argv);
+ *   const options = parseLoadOptions(shop, process.argv);
  */
 import { type Command, InvalidArgumentError } from "commander";
-import { command, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { threshold } from "./thresholds.ts";
 import { instanceName } from "./results.ts";
-import type { AnyScenario } from "./scenario.ts";
+import type { AnyScenario, LoadOptions } from "./scenario.ts";
 
-/** What the tool's options mean for one run; a scenario's own options are added beside them. */
-export interface LoadOptions {
-  users: number;
-  actions: number;
-  instance: string;
-  rampUp: number;
-  thinkTime: number;
-  maxDuration?: number;
-  seed: number;
-  url?: string;
-  databaseUrl?: string;
-  timeout: number;
-  json?: string;
-  report?: string;
-  maxErrorRate?: number;
-  maxP99?: number;
-  workers?: number;
-  merge?: string[];
-  instances?: number;
-  index?: number;
-  startAt?: number;
-  kubernetesJob?: boolean;
-  image: string;
-  startIn: number;
-  /** The options given on the command line or in the environment, by their attribute names (for the pods). */
-  given: string[];
-}
+export type { LoadOptions } from "./scenario.ts";
 
 /** The environment variable that stands for an option: `--max-p99` is TIERLOAD_MAX_P99. */
 export function environmentName(long: string): string {
@@ -54,20 +29,54 @@ export function loadCommand(scenario: AnyScenario) {
       "names this run's users <id>_<i>, so several runs can share an application",
       Date.now().toString(36),
     )
-    .option("--ramp-up <seconds>", "spread the users' starts over this long", number(0), 0)
-    .option("--think-time <ms>", "mean pause before each of a user's actions (uniform, 0.5x to 1.5x)", number(0), 0)
-    .option("--max-duration <seconds>", "stop starting actions after this long", number(1))
+    .option(
+      "--ramp-up <time>",
+      "spread the users' starts over this long (30s, 2m; bare number: seconds)",
+      duration("s"),
+      0,
+    )
+    .option(
+      "--think-time <time>",
+      "mean pause before each of a user's actions, uniform from 0.5x to 1.5x (500ms, 2s; bare number: ms)",
+      duration("ms"),
+      0,
+    )
+    .option(
+      "--max-duration <time>",
+      "stop starting actions after this long (5m, 1h30m; bare number: seconds)",
+      duration("s", 1),
+    )
     .option("--seed <n>", "random seed, for a run that makes the same choices", integer(0, 2 ** 32 - 1), randomSeed())
     .option("--url <url>", `the application to load${scenario.start ? " (default: start one for this run)" : ""}`)
     .option(
       "--database-url <url>",
       "PostgreSQL to sample for client backends (automatic for an application started here)",
     )
-    .option("--timeout <ms>", "time limit of each request", number(1), 120_000)
+    .option("--timeout <time>", "time limit of each request (30s, 2m; bare number: ms)", duration("ms", 1), 120_000)
     .option("--json <file>", "write the full results, histograms included, to this file (- for stdout)")
     .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
-    .option("--max-error-rate <fraction>", "fail (exit 1) when more than this share of actions fail", number(0, 1))
-    .option("--max-p99 <ms>", "fail (exit 1) when any action's p99 latency exceeds this", number(0))
+    .option("--csv <prefix>", "write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_stats_history.csv")
+    .option(
+      "--metrics-port <n>",
+      "serve live metrics for Prometheus at http://HOST:N/metrics (0: a free port)",
+      integer(0, 65535),
+    )
+    .option("--metrics-host <host>", "the address the metrics are served on", "127.0.0.1")
+    .option(
+      "--metrics-hold <time>",
+      "after the run, wait this long at most for a scrape of the final values (bare number: seconds)",
+      duration("s"),
+      15,
+    )
+    .option("-q, --quiet", "print the report only: no progress, no log lines")
+    .option("-v, --verbose", "print each failure as it happens, besides the report")
+    .option(
+      "--threshold <rule>",
+      "fail (exit 1) unless [action:]statistic<limit holds: reply:p95<500ms, *:p99<2s, errors<1% (repeatable)",
+      threshold,
+    )
+    .option("--max-error-rate <fraction>", "the same as --threshold 'errors<FRACTION'", number(0, 1))
+    .option("--max-p99 <time>", "the same as --threshold '*:p99<TIME' (2s, 500ms; bare number: ms)", duration("ms"))
     .option(
       "--workers <n>",
       "worker threads the users run in (default: 1 beside an application started here, one per core against --url)",
@@ -98,11 +107,21 @@ export function loadCommand(scenario: AnyScenario) {
     )
     .option("--image <ref>", "with --kubernetes-job: the container image (built from Containerfile)", "tierload:latest")
     .option(
-      "--start-in <seconds>",
-      "with --kubernetes-job: the pods begin together this long after the YAML is made (at most 30 days)",
-      number(0, 30 * 24 * 3600),
+      "--start-in <time>",
+      "with --kubernetes-job: the pods begin together this long after the YAML is made (bare number: seconds)",
+      duration("s", 0, 30 * 24 * 3600),
       90,
     );
+  // --help shows each default time with its unit.
+  const shown: Record<string, string> = {
+    "--ramp-up": "0s",
+    "--think-time": "0ms",
+    "--timeout": "2m",
+    "--start-in": "90s",
+  };
+  for (const option of program.options) {
+    if (option.long && shown[option.long]) option.defaultValueDescription = shown[option.long];
+  }
   scenario.options?.(program);
   return program.addHelpText(
     "after",
@@ -115,7 +134,9 @@ finish, then prints the report and writes the JSON; a second quits at once).`,
   );
 }
 
-/** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. */
+/** The options of a run of `scenario` from the process's arguments; a usage error exits 2 with the reason. *
+ *   const options = parseLoadOptions(shop, ["node", "load.ts", "--url", url, "--users", "20"]);
+ */
 export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: string[]): LoadOptions & O {
   const program = loadCommand(scenario).parse(scriptArgs(argv));
   fromEnvironment(program);
@@ -126,7 +147,13 @@ export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: 
   });
   const options = { ...values, given } as LoadOptions & O;
   const usage = (message: string) => program.error(`error: ${message}`, { exitCode: EXIT.usage });
-  for (const [flag, path] of [["--json", options.json], ["--report", options.report]]) {
+  for (
+    const [flag, path] of [
+      ["--json", options.json],
+      ["--report", options.report],
+      ["--csv", options.csv && `${options.csv}_stats.csv`],
+    ]
+  ) {
     const problem = path === "-" && flag === "--json" ? null : unwritable(path);
     if (problem) usage(`${flag} ${problem}`);
   }

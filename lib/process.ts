@@ -103,3 +103,20 @@ export function startWorker(moduleUrl: string, workerData: unknown, resourceLimi
   }); })`;
   return new Worker(code, { eval: true, workerData, resourceLimits });
 }
+
+/**
+ * Calls `callback` once when this process is orphaned: its parent has died (kill -9 of the `tsx` or
+ * `npm start` wrapper, of `deno task`), and it was handed to init or a subreaper. A cheap poll of
+ * process.ppid on an unref'd timer: it never keeps the process alive. Answers a function that stops the
+ * watch. A process started with init as its parent is never called orphaned.
+ */
+export function whenOrphaned(callback: () => void, intervalMs = 250): () => void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    callback();
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

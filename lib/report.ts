@@ -9,6 +9,7 @@
  */
 import { BUSY_SHARE, distribution, entriesOf, type Recorder, type Results } from "./results.ts";
 import { escapeHtml } from "./web.ts";
+import type { MetricCounts } from "./metrics.ts";
 import { printableStrings } from "./cli.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -36,16 +37,15 @@ function requestsSentence(r: Results): string {
     `per second, ${sum("page", "errors")} failed${r.stoppedEarly ? `; stopped early: ${r.stoppedEarly}` : ""}`;
 }
 
-/** The thresholds the verdict applied, or that none were set and what that means. */
+/** The thresholds the verdict applied, each held or breached with what was measured, or that none were set. */
 function thresholdsSentence(r: Results): string {
-  const { maxErrorRate, maxP99 } = r.settings;
-  const set = [
-    maxErrorRate !== undefined ? `--max-error-rate ${maxErrorRate}` : "",
-    maxP99 !== undefined ? `--max-p99 ${maxP99} ms` : "",
-  ].filter(Boolean);
-  return set.length
-    ? `Thresholds: ${set.join(", ")}${maxErrorRate === undefined ? "; any failed action fails the run" : ""}`
-    : "Thresholds: none set; any failed action fails the run";
+  const judged = r.thresholds ?? [];
+  const errorsCovered = (r.settings.thresholds ?? []).some((t) => t.statistic === "errors" && t.action === "*");
+  const failing = errorsCovered ? "" : "; any failed action fails the run";
+  if (judged.length === 0) return `Thresholds: none set${failing}`;
+  return `Thresholds: ${
+    judged.map((t) => `${t.text} ${t.held ? "held" : "BREACHED"} (${t.measured})`).join(", ")
+  }${failing}`;
 }
 
 /**
@@ -170,9 +170,14 @@ function generatorSentences(r: Results): { text: string; bad: boolean }[] {
       }]
       : []),
     {
-      text: `Machine: ${g.cores} cores, ${(g.machineBusyShare * 100).toFixed(0)} % busy${
+      // The machine's busy share counts every process on it; the generator's own share is measured, the rest is
+      // the application, its database, and whatever else runs here.
+      text: `Machine: ${g.cores} cores, ${(g.machineBusyShare * 100).toFixed(0)} % busy, of which this generator ${
+        ((g.coreShare / Math.max(1, g.cores)) * 100).toFixed(0)
+      } %${
         machineBusy
-          ? ": the CPUs were the limit, shared by the generator, the app and the database; latencies include waiting for a CPU"
+          ? "; the CPUs were the limit (the generator, the application, its database and anything else here share " +
+            "them), so latencies include waiting for a CPU"
           : ""
       }`,
       bad: false,
@@ -191,13 +196,18 @@ function verdictSentence(r: Results): string {
   return r.verdict.ok ? "Verdict: PASS" : `Verdict: FAIL: ${reasons}`;
 }
 
-const COLUMNS = ["count", "errors", "per s", "min", "p50", "p90", "p99", "max"];
+const COLUMNS = ["count", "errors", "per s", "min", "p50", "p90", "p95", "p99", "max"];
 
 /** A table row's cells: count, errors, per second, then the latencies in ms. */
 function cells(a: Results["actions"][string]): string[] {
   const m = a.summary;
-  const ms = (v: number) => v < 10 ? v.toFixed(2) : v.toFixed(0);
-  return [String(m.count), String(m.errors), m.perSecond.toFixed(1), ...[m.min, m.p50, m.p90, m.p99, m.max].map(ms)];
+  const ms = (v: number | undefined) => v === undefined ? "-" : v < 10 ? v.toFixed(2) : v.toFixed(0);
+  return [
+    String(m.count),
+    String(m.errors),
+    m.perSecond.toFixed(1),
+    ...[m.min, m.p50, m.p90, m.p95, m.p99, m.max].map(ms),
+  ];
 }
 
 /** Actions first, then the page loads inside them. */
@@ -217,10 +227,12 @@ function failuresOf(r: Results) {
  * The report a person reads: headline, per-action table, PostgreSQL, the end-state check, generator,
  * verdict. Every string from outside (pages, names, results files) is shown with its control characters
  * escaped, so that nothing a server or a file says can act on the terminal or forge a line.
+ *
+ *   console.log(formatReport(results));
  */
 export function formatReport(results: Results): string {
   const r = printableStrings(results);
-  const widths = [7, 8, 8, 9, 9, 9, 9, 9];
+  const widths = [7, 8, 8, 9, 9, 9, 9, 9, 9];
   const rows = rowsOf(r).map(([name, a]) => [(a.kind === "page" ? "  " : "") + name, a] as const);
   const nameWidth = Math.max(22, ...rows.map(([name]) => name.length + 2));
   const line = (name: string, values: string[]) =>
@@ -255,7 +267,10 @@ export function progressLine(
   const elapsed = (Date.now() - started) / 1000;
   const total = plan.users * plan.steps;
   const { done, failed } = progress;
-  const eta = done > 0 && done < total ? `, ETA ${duration((elapsed * (total - done)) / done)}` : "";
+  // Early on the rate says little (log-ins are slow, actions fast): an ETA only after 10 s and 5 % done.
+  const eta = elapsed >= 10 && done >= total / 20 && done < total
+    ? `, ETA ${duration((elapsed * (total - done)) / done)}`
+    : "";
   return `[${duration(elapsed)}] ${done}/${total} actions (${Math.floor((100 * done) / total)} %${eta}) | users ` +
     `${progress.activeUsers}/${plan.users} | ${progress.requestsPerSecond.toFixed(0)} req/s | ${failed} failed | ` +
     `p99 ${progress.p99 === null ? "-" : progress.p99.toFixed(0)} ms | PostgreSQL ${progress.pgBackends}`;
@@ -263,6 +278,8 @@ export function progressLine(
 
 /** Where a run stands: actions done and failed, users active, and the last `window` seconds' requests. */
 export interface Progress {
+  /** The live metrics' counts, when --metrics-port asks for them. */
+  metrics?: MetricCounts[];
   done: number;
   failed: number;
   activeUsers: number;
@@ -285,6 +302,7 @@ export function progressOf(recorder: Recorder, window: number): Progress {
     requestsPerSecond: recent.reduce((n, s) => n + s.requests, 0) / window,
     p99: recent.length ? Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000)) : null,
     pgBackends: recorder.pgBackends,
+    metrics: recorder.bounds ? recorder.counts() : undefined,
   };
 }
 
@@ -330,6 +348,7 @@ function lineChart(
   series: Series[],
   xLabels: (x: number) => string,
   xTicks?: number[],
+  scale: "linear" | "log" = "linear",
 ): string {
   const width = 720, height = 240, left = 56, right = 28, top = 12, bottom = 28;
   const all = series.flatMap((s) => s.points);
@@ -337,10 +356,9 @@ function lineChart(
     return `<figure class="chart"><figcaption>${escapeHtml(title)}</figcaption><p class="empty">No data.</p></figure>`;
   }
   const [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
-  const yMax = niceMax(Math.max(...all.map((p) => p[1]), 1));
   const sx = (x: number) => left + (x1 === x0 ? 0 : ((x - x0) / (x1 - x0)) * (width - left - right));
-  const sy = (y: number) => top + (1 - y / yMax) * (height - top - bottom);
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * yMax);
+  const { ticks, fraction } = scale === "log" ? logAxis(all.map((p) => p[1])) : linearAxis(all.map((p) => p[1]));
+  const sy = (y: number) => top + (1 - fraction(y)) * (height - top - bottom);
   const xs = xTicks ?? [0, 0.25, 0.5, 0.75, 1].map((f) => x0 + f * (x1 - x0));
   const colour = (s: Series, i: number) => SERIES[(s.colour ?? i) % SERIES.length];
   const lines = series.map((s, i) => {
@@ -369,21 +387,38 @@ ${lines.join("\n")}
 </svg>
 <ul class="legend">${
     series.map((s, i) =>
-      `<li><span class="${s.dashed ? "dashed" : ""}" style="background:${colour(s, i)}"></span>${
-        escapeHtml(s.name)
-      }</li>`
+      `<li><svg class="swatch" viewBox="0 0 24 6" aria-hidden="true"><line x1="0" y1="3" x2="24" y2="3" stroke="${
+        colour(s, i)
+      }" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="6 3"' : ""}/></svg>${escapeHtml(s.name)}</li>`
     ).join("")
   }</ul>
 </figure>`;
 }
 
-function niceMax(value: number): number {
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  return [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((m) => m >= value)!;
+/** A linear axis from 0 with four or five ticks at round steps (1, 2 or 5 times a power of ten). */
+function linearAxis(values: number[]): { ticks: number[]; fraction: (y: number) => number } {
+  const max = Math.max(...values, 1);
+  const raw = max / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((m) => m >= raw)!;
+  const top = Math.ceil(max / step) * step;
+  const ticks = Array.from({ length: Math.round(top / step) + 1 }, (_, i) => i * step);
+  return { ticks, fraction: (y) => y / top };
+}
+
+/** A logarithmic axis at powers of ten, so that fast and slow actions both show their shape. */
+function logAxis(values: number[]): { ticks: number[]; fraction: (y: number) => number } {
+  const positive = values.filter((v) => v > 0);
+  const low = 10 ** Math.floor(Math.log10(Math.min(...positive, 1)));
+  const high = 10 ** Math.ceil(Math.log10(Math.max(...positive, 10)));
+  const ticks: number[] = [];
+  for (let t = low; t <= high; t *= 10) ticks.push(t);
+  const span = Math.log10(high) - Math.log10(low);
+  return { ticks, fraction: (y) => (Math.log10(Math.max(y, low)) - Math.log10(low)) / span };
 }
 
 function formatNumber(value: number): string {
-  return value >= 1000 ? `${+(value / 1000).toFixed(1)}k` : `${+value.toFixed(value < 10 ? 1 : 0)}`;
+  return value >= 1000 ? `${+(value / 1000).toFixed(1)}k` : `${+value.toFixed(value < 1 ? 3 : value < 10 ? 1 : 0)}`;
 }
 
 /** One action's latency percentile, second by second (results written before 2026-11 lack it). */
@@ -396,7 +431,9 @@ const PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 99, 99.9, 100];
 
 const item = (s: { text: string; bad: boolean }) => `<li${s.bad ? ' class="bad"' : ""}>${escapeHtml(s.text)}</li>`;
 
-/** The self-contained HTML page: settings, verdict, table, charts over time, distributions, failures. */
+/** The self-contained HTML page: settings, verdict, table, charts over time, distributions, failures. *
+ *   writeFileSync("run.html", renderReport(results));
+ */
 export function renderReport(r: Results): string {
   const s = r.settings;
   const t0 = r.timeline[0]?.t ?? Math.floor(r.startedAt / 1000);
@@ -418,13 +455,15 @@ export function renderReport(r: Results): string {
       { name: "failed requests", points: at((x) => x.errors), dashed: true },
     ], seconds),
     lineChart(
-      "Latency per action, p50 and p99",
+      "Latency per action, p50 (solid) and p99 (dashed), log scale",
       "ms",
       actions.flatMap(([name], i) => [
         { name: `${name} p50`, points: perAction(r, name, t0, "p50"), colour: i },
         { name: `${name} p99`, points: perAction(r, name, t0, "p99"), dashed: true, colour: i },
       ]),
       seconds,
+      undefined,
+      "log",
     ),
     lineChart("Active users", "users", [{ name: "active users", points: at((x) => x.activeUsers) }], seconds),
     p.sampled
@@ -450,6 +489,7 @@ export function renderReport(r: Results): string {
       })),
       (i) => `p${PERCENTILES[i]}`,
       PERCENTILES.map((_, i) => i),
+      "log",
     ),
   ];
   const failures = failuresOf(r);
@@ -477,8 +517,7 @@ th:first-child { text-align: left; } tr.page th { font-weight: normal; padding-l
 figure.chart { margin: 0; } figcaption { font-weight: 600; margin-bottom: 4px; }
 svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); } .tick, .unit { fill: var(--muted); font-size: 11px; }
 .legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
-.legend span { display: inline-block; width: 12px; height: 3px; margin-right: 5px; vertical-align: middle; }
-.legend span.dashed { background-clip: content-box; padding: 0 3px; }
+.legend .swatch { display: inline-block; width: 24px; height: 6px; margin-right: 5px; vertical-align: middle; }
 .failure { border-left: 3px solid var(--bad); padding: 4px 10px; margin: 8px 0; overflow-wrap: anywhere; }
 .failure pre { white-space: pre-wrap; margin: 4px 0 0; color: var(--muted); font-size: 12px; }
 </style>
@@ -506,7 +545,7 @@ ${generatorSentences(r).map(item).join("\n")}
 <section>
 <h2>Actions and page loads</h2>
 <div class="scroll"><table>
-<thead><tr><th></th>${COLUMNS.map((c) => `<th>${c}</th>`).join("")}</tr></thead>
+<thead><tr><th></th>${COLUMNS.map((c, i) => `<th>${c}${i > 2 ? " (ms)" : ""}</th>`).join("")}</tr></thead>
 <tbody>
 ${rowsOf(r).map(row).join("\n")}
 </tbody></table></div>

@@ -12,6 +12,8 @@ import type { Results } from "./results.ts";
  * Results read back for `--merge`: a file saved by `--json FILE`, or text in which each results line is
  * one JSON line (`--json -`, as pods log it; `kubectl logs` of several pods, stdin as "-"). Other lines
  * are ignored; every problem is named with its source, line and field.
+ *
+ *   const pods = readResultsFrom("-"); // kubectl logs ... | npx tsx scripts/load.ts --merge -
  */
 export function readResultsFrom(source: string): Results[] {
   const name = source === "-" ? "standard input" : source;

@@ -4,7 +4,7 @@
  * watch the machine and PostgreSQL are lib/samplers.ts; reading saved results back, lib/results-file.ts.)
  *
  *   const recorder = new Recorder();
- *   await recorder.action("reply", () => postToExistingThread(session, forumId));
+ *   await recorder.action("checkout", () => checkOut(session, basket));
  *   const results = buildResults({ ...facts, metrics: recorder.metrics, timeline: recorder.timeline() }, thresholds);
  *
  * Latencies are kept in HDR histograms (microseconds, three significant digits), which the JSON keeps
@@ -14,7 +14,9 @@ import { performance } from "node:perf_hooks";
 import * as hdr from "hdr-histogram-js";
 import type { RequestRecord } from "./fetchData.ts";
 import { histogram, microseconds } from "./histogram.ts";
+import { bucketOf, type MetricCounts } from "./metrics.ts";
 import type { BackendProcesses, LoopLoad, PgFindings } from "./samplers.ts";
+import { type Judged, judgeThresholds, type Threshold } from "./thresholds.ts";
 
 /** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
 export const BUSY_SHARE = 0.9;
@@ -31,7 +33,7 @@ export interface Failure {
   excerpt?: string;
 }
 
-/** An action (signup, reply: a user's step) or a page load inside one (`GET /forum`). */
+/** An action (signup, reply: a user's step) or a page load inside one (`GET /basket`). */
 export type Kind = "action" | "page";
 
 interface Metric {
@@ -61,6 +63,11 @@ export class Recorder {
   activeUsers = 0;
   pgBackends = 0;
   pgActive = 0;
+  /** Bucket bounds in ms, when live metrics count each latency into buckets (--metrics-port). */
+  bounds?: number[];
+  private readonly live = new Map<string, MetricCounts>();
+  /** Told of each failure as it happens (--verbose). */
+  onFailure?: (name: string, failure: Failure) => void;
 
   /** The current second's bucket, which also notes the users active and PostgreSQL's backends now. */
   second(): Second {
@@ -149,7 +156,21 @@ export class Recorder {
     }));
   }
 
+  /** The live metrics' counts so far (--metrics-port), by name. */
+  counts(): MetricCounts[] {
+    return [...this.live.values()];
+  }
+
   private add(name: string, kind: Kind, ms: number, failure?: Failure): void {
+    if (this.bounds) {
+      let live = this.live.get(name);
+      if (!live) this.live.set(name, live = { name, kind, count: 0, errors: 0, sumMs: 0, buckets: [] });
+      live.count++;
+      if (failure) live.errors++;
+      live.sumMs += ms;
+      const bucket = bucketOf(this.bounds, ms);
+      live.buckets[bucket] = (live.buckets[bucket] ?? 0) + 1;
+    }
     const metric = metricOf(this.metrics, name, kind);
     metric.count++;
     metric.histogram.recordValue(microseconds(ms));
@@ -160,6 +181,7 @@ export class Recorder {
       if (failure) second.failedActions++;
     }
     if (failure) {
+      this.onFailure?.(name, failure);
       metric.errors++;
       if (metric.failures.length < FAILURES_KEPT) metric.failures.push(failure);
     }
@@ -190,6 +212,7 @@ export interface Summary {
   min: number;
   p50: number;
   p90: number;
+  p95: number;
   p99: number;
   max: number;
   mean: number;
@@ -211,7 +234,7 @@ export interface EndCheck {
   counted: Record<string, number>;
   /**
    * The finding when it passed, `{kind}` standing for each counted number and `{how}` for the tool's words
-   * on exact or at-least counts: "all {threads} threads the run counted are on the forum, counted {how}".
+   * on exact or at-least counts: "all {orders} orders the run counted are in the shop, counted {how}".
    */
   summary: string;
   /** What is wrong, a line each (the first 20 are kept). */
@@ -221,13 +244,13 @@ export interface EndCheck {
 
 /**
  * The run's settings as the JSON keeps them: the tool's options (less where its own output went), and the
- * scenario's own options under the scenario's name (`settings.forum.replyShare`).
+ * scenario's own options under the scenario's name (`settings.shop.basketSize`).
  */
 export interface Settings {
   scenario?: string;
   /** The scenario's options in the report's headline: "reply share 0.9". */
   about?: string;
-  /** What the report calls an application the tool started: "the reference forum". */
+  /** What the report calls an application the tool started: "the shop started for the run". */
   app?: string;
   users?: number;
   actions?: number;
@@ -240,14 +263,11 @@ export interface Settings {
   timeout?: number;
   maxErrorRate?: number;
   maxP99?: number;
+  /** Every threshold the verdict applies: --threshold, and the shorthands --max-p99 and --max-error-rate. */
+  thresholds?: Threshold[];
   url: string;
   embedded: boolean;
   [scenarioOptions: string]: unknown;
-}
-
-export interface Thresholds {
-  maxErrorRate?: number;
-  maxP99?: number;
 }
 
 export interface ActionResult {
@@ -268,7 +288,7 @@ export interface Results {
   endedAt: number;
   wallSeconds: number;
   interrupted: boolean;
-  /** Why the run stopped before its users were done, other than an interrupt (the forum died, say). */
+  /** Why the run stopped before its users were done, other than an interrupt (the application died, say). */
   stoppedEarly?: string;
   /** Actions and, told apart by `kind`, the page loads inside them. */
   actions: Record<string, ActionResult>;
@@ -310,6 +330,8 @@ export interface Results {
   instanceDetails?: InstanceDetail[];
   /** For a merge: what was expected against what was found. */
   merged?: MergeCheck;
+  /** Each threshold, held or breached, with what was measured. */
+  thresholds: Judged[];
   verdict: { ok: boolean; reasons: string[] };
 }
 
@@ -409,7 +431,7 @@ export interface Facts {
 }
 
 /** Results from what a run or a merge knows: summaries, the generator's cost per request, the verdict. */
-export function buildResults(facts: Facts, thresholds: Thresholds): Results {
+export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
   const { metrics, generator, settings, ...rest } = facts;
   const wallSeconds = (facts.endedAt - facts.startedAt) / 1000;
   const actions = Object.fromEntries([...metrics].map(([name, m]) => [name, {
@@ -434,8 +456,17 @@ export function buildResults(facts: Facts, thresholds: Thresholds): Results {
     wallSeconds,
     actions,
   };
-  const results = { ...unjudged, generator: { ...generator, cpuMsPerRequest }, verdict: { ok: true, reasons: [] } };
-  return { ...results, verdict: judge(results, thresholds) };
+  const measured = Object.fromEntries(
+    Object.entries(actions).filter(([, a]) => a.kind === "action").map(([name, a]) => [name, a.summary]),
+  );
+  const { judged, reasons } = judgeThresholds(measured, thresholds);
+  const results = {
+    ...unjudged,
+    settings: { ...unjudged.settings, thresholds },
+    generator: { ...generator, cpuMsPerRequest },
+    thresholds: judged,
+  };
+  return { ...results, verdict: judge(results, reasons) };
 }
 
 /** A percentile in ms; HDR answers a bucket's highest value, which may pass the true maximum. */
@@ -451,6 +482,7 @@ function summarize(h: Histogram, count: number, errors: number, seconds: number)
     min: h.totalCount ? h.minNonZeroValue / 1000 : 0,
     p50: percentile(h, 50),
     p90: percentile(h, 90),
+    p95: percentile(h, 95),
     p99: percentile(h, 99),
     max: h.maxValue / 1000,
     mean: Math.round(h.mean) / 1000,
@@ -469,29 +501,16 @@ export function entriesOf(results: Pick<Results, "actions">, kind: Kind): [strin
 }
 
 /**
- * The verdict: a run passes only when every action it attempted succeeded (or as many as
- * --max-error-rate allows), it ran to the end, no --max-p99 was breached, and the scenario's end-state
+ * The verdict: a run passes only when every action it attempted succeeded (or as many as an errors
+ * threshold allows), it ran to the end, every threshold held, and the scenario's end-state
  * check (where it has one) ran and passed. A check that could not run fails the verdict as "not checked",
  * never as a finding.
  */
-function judge(results: Omit<Results, "verdict">, thresholds: Thresholds): Results["verdict"] {
+function judge(results: Omit<Results, "verdict">, thresholdReasons: string[]): Results["verdict"] {
   const reasons: string[] = [];
-  const actions = entriesOf(results, "action");
-  const attempted = actions.reduce((n, [, a]) => n + a.count, 0);
-  const failed = actions.reduce((n, [, a]) => n + a.errors, 0);
+  const attempted = entriesOf(results, "action").reduce((n, [, a]) => n + a.count, 0);
   if (attempted === 0) reasons.push("no action was attempted");
-  if (thresholds.maxErrorRate === undefined) {
-    if (failed > 0) reasons.push(`${failed} of ${attempted} actions failed (--max-error-rate allows a share)`);
-  } else if (attempted > 0 && failed / attempted > thresholds.maxErrorRate) {
-    reasons.push(`error rate ${(failed / attempted).toFixed(4)} is above --max-error-rate ${thresholds.maxErrorRate}`);
-  }
-  if (thresholds.maxP99 !== undefined) {
-    for (const [name, a] of actions) {
-      if (a.summary.p99 > thresholds.maxP99) {
-        reasons.push(`${name} p99 ${a.summary.p99} ms is above --max-p99 ${thresholds.maxP99} ms`);
-      }
-    }
-  }
+  reasons.push(...thresholdReasons);
   if (results.stoppedEarly) reasons.push(`the run stopped early: ${results.stoppedEarly}`);
   const pool = poolReason(results.postgres);
   if (pool) reasons.push(pool);
@@ -554,8 +573,10 @@ export function redactUrl(url: string): string {
  * thresholds to use instead (the merge's own --max-p99, --max-error-rate). Results that cannot belong to
  * one test are refused, saying which differ: another scenario, URL or actions per user; and, within one
  * run of several instances, another seed, or shares that do not add up to the run's users.
+ *
+ *   const all = merge(["a.json", "b.json"].flatMap((file) => readResultsFrom(file)));
  */
-export function merge(all: Results[], told: Thresholds & { given?: string[] } = {}): Results {
+export function merge(all: Results[], told: Threshold[] | null = null): Results {
   if (all.length === 0) throw new Error("Nothing to merge");
   const seen = new Set<string>();
   const duplicates: string[] = [];
@@ -583,33 +604,31 @@ export function merge(all: Results[], told: Thresholds & { given?: string[] } = 
   const combined = combine(unique);
   return buildResults({
     ...combined,
-    settings: { ...combined.settings, maxP99: thresholds.maxP99, maxErrorRate: thresholds.maxErrorRate },
+    settings: {
+      ...combined.settings,
+      maxP99: told ? undefined : combined.settings.maxP99,
+      maxErrorRate: told ? undefined : combined.settings.maxErrorRate,
+    },
     instanceDetails: details,
     merged: { found, expected, missing, duplicates: [...new Set(duplicates)] },
   }, thresholds);
 }
 
-const THRESHOLDS = [["maxP99", "--max-p99"], ["maxErrorRate", "--max-error-rate"]] as const;
-
-/** The thresholds a merge judges with: the instances' own, which must agree, unless the merge is told others. */
-function mergeThresholds(all: Results[], told: Thresholds & { given?: string[] }): Thresholds {
-  const chosen: Thresholds = {};
-  for (const [key, flag] of THRESHOLDS) {
-    if (told.given?.includes(key) || (told.given === undefined && told[key] !== undefined)) {
-      chosen[key] = told[key];
-      continue;
-    }
-    const values = new Map(all.flatMap((r) => r.instances.map((i) => [i, r.settings[key]] as const)));
-    const distinct = new Set(values.values());
-    if (distinct.size > 1) {
-      const each = [...values].map(([i, v]) => `${i} ${v === undefined ? "none" : v}`).join(", ");
-      throw new Error(
-        `The instances ran with different ${flag} thresholds (${each}): give ${flag} to the merge to judge them all by one`,
-      );
-    }
-    chosen[key] = [...distinct][0] as number | undefined;
+/**
+ * The thresholds a merge judges with: those it is told (the merge's own --threshold, --max-p99,
+ * --max-error-rate), else the instances' own, which must agree.
+ */
+function mergeThresholds(all: Results[], told: Threshold[] | null): Threshold[] {
+  if (told) return told;
+  const texts = (r: Results) => (r.settings.thresholds ?? []).map((t) => t.text).join(", ") || "none";
+  const each = new Map(all.flatMap((r) => r.instances.map((i) => [i, texts(r)] as const)));
+  if (new Set(each.values()).size > 1) {
+    throw new Error(
+      `The instances ran with different thresholds (${[...each].map(([i, t]) => `${i}: ${t}`).join("; ")}): ` +
+        "give the merge its own (--threshold, --max-p99, --max-error-rate) to judge them all by one",
+    );
   }
-  return chosen;
+  return all[0].settings.thresholds ?? [];
 }
 
 /** Throws, naming the field and the instances, when results cannot be parts of one test. */

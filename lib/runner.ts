@@ -3,7 +3,7 @@
  * scenario's setup, the users across worker threads (beginning together at --start-at, if given), the
  * end-state check, and measure the generator, the machine and the database throughout.
  *
- *   const results = await runLoad(forum, parseLoadOptions(forum, ["node", "load.ts", "--users", "20"]));
+ *   const results = await runLoad(shop, parseLoadOptions(shop, ["node", "load.ts", "--users", "20"]));
  */
 import { availableParallelism, cpus } from "node:os";
 import { instanceOf, loadCommand, type LoadOptions, shareStart } from "./load-options.ts";
@@ -22,7 +22,9 @@ import {
 } from "./results.ts";
 import { type PgSampler, samplePostgres, watchMachine } from "./samplers.ts";
 import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
+import { thresholdsOf } from "./thresholds.ts";
 import { type Share, UserThread } from "./workers.ts";
+import { addCounts, bucketBounds, type MetricCounts, type MetricsServer, serveMetrics } from "./metrics.ts";
 
 /** Where a run's words go, and what can stop it. */
 export interface RunIO {
@@ -40,6 +42,9 @@ export interface RunIO {
  * its check after, so that this thread never parses a page and is always free to answer a signal: a
  * terminal's Ctrl-C, and the wrappers that relay it (tsx's CLI sends SIGKILL to a child that has not
  * acknowledged a relayed SIGINT within 30 ms, which a busy generator never does).
+ *
+ *   const results = await runLoad(shop, parseLoadOptions(shop, ["node", "load.ts", "--url", url, "--users", "20"]));
+ *   assert.equal(results.verdict.ok, true, results.verdict.reasons.join("; "));
  */
 export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: RunIO = {}): Promise<Results> {
   const log = io.log ?? (() => {});
@@ -58,9 +63,11 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   const runOptions = { ...options, instance: me.name };
   let workers: UserThread[] = [];
   let sampler: PgSampler | null = null;
+  let metrics: MetricsServer | null = null;
   let samplerError: string | undefined;
   let stoppedEarly: string | undefined;
   try {
+    if (!options.url) log(`Starting the application for this run (no --url given)`);
     app = options.url ? null : await scenario.start!(options);
     const url = options.url ?? app!.url;
     workers = Array.from(
@@ -87,6 +94,17 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         return null;
       })
       : null;
+    let finalCounts: MetricCounts[] | null = null;
+    metrics = options.metricsPort === undefined ? null : await serveMetrics(
+      { port: options.metricsPort, host: options.metricsHost },
+      () => ({
+        metrics: finalCounts ?? addCounts(workers.map((w) => w.progress.metrics ?? [])),
+        activeUsers: finalCounts ? 0 : workers.reduce((n, w) => n + w.progress.activeUsers, 0),
+        pgBackends: recorder.pgBackends,
+      }),
+      bucketBounds(options.timeout),
+    );
+    if (metrics) log(`Metrics for Prometheus: ${metrics.url}`);
     const [lead] = workers;
     const setup = scenario.setup ? await lead.ask<unknown>({ setup: { url, options } }) : undefined;
     const share = options.instances === undefined ? "" : `, users ${me.from}-${me.to - 1} of ${options.users}`;
@@ -120,6 +138,8 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     ));
     const endedAt = Date.now();
     const cpu = process.cpuUsage(cpuBefore);
+    finalCounts = addCounts(shares.map((share) => share.metrics ?? []));
+    metrics?.ended();
     clearInterval(progress);
     clearTimeout(cap);
     await sampler?.stop();
@@ -174,9 +194,13 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         workers: workers.length > 1 ? loops.map((loop, k) => ({ ...loop, users: shares[k].users })) : undefined,
       },
       check,
-    }, options);
+    }, thresholdsOf(options));
   } finally {
     io.signal?.removeEventListener("abort", onAbort);
+    await metrics?.stop(
+      interrupted ? 0 : options.metricsHold * 1000,
+      () => log(`Waiting at most ${options.metricsHold} s for a scrape of the final metrics (--metrics-hold)`),
+    );
     workers.forEach((w) => w.end());
     await sampler?.stop();
     stoppingApp = true;

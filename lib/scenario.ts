@@ -6,7 +6,7 @@
  * thresholds, HDR statistics, reports, progress, signals and exit codes.
  *
  *   export default scenario(import.meta, {
- *     name: "forum",
+ *     name: "shop",
  *     description: "Users sign up, log in and post",
  *     user: async ({ url, name, act, repeat }) => {
  *       const session = await act("login", () => login(url, name, "pw"));
@@ -20,16 +20,54 @@
  */
 import type { Command } from "commander";
 import type { EndCheck, PoolDeclaration } from "./results.ts";
-import type { LoadOptions } from "./load-options.ts";
+import type { Threshold } from "./thresholds.ts";
 
 export type { EndCheck, PoolDeclaration } from "./results.ts";
+
+/**
+ * What the tool's options mean for one run (lib/load-options.ts reads them from the command line); a
+ * scenario's own options are added beside them.
+ */
+export interface LoadOptions {
+  users: number;
+  actions: number;
+  instance: string;
+  rampUp: number;
+  thinkTime: number;
+  maxDuration?: number;
+  seed: number;
+  url?: string;
+  databaseUrl?: string;
+  timeout: number;
+  json?: string;
+  report?: string;
+  csv?: string;
+  metricsPort?: number;
+  metricsHost: string;
+  metricsHold: number;
+  quiet?: boolean;
+  verbose?: boolean;
+  maxErrorRate?: number;
+  maxP99?: number;
+  threshold?: Threshold[];
+  workers?: number;
+  merge?: string[];
+  instances?: number;
+  index?: number;
+  startAt?: number;
+  kubernetesJob?: boolean;
+  image: string;
+  startIn: number;
+  /** The options given on the command line or in the environment, by their attribute names (for the pods). */
+  given: string[];
+}
 
 /** An application the tool started because no --url was given; stopped when the run ends. */
 export interface StartedApp {
   url: string;
   /** Its PostgreSQL, sampled during the run (pg_stat_activity). */
   databaseUrl?: string;
-  /** What the report calls it: "the reference forum". */
+  /** What the report calls it: "the reference shop". */
   name?: string;
   /**
    * The PostgreSQL connections it holds. With `mode: "fixed"` the run passes only if at least `size`
@@ -86,7 +124,7 @@ export interface CheckContext<O, S, K> extends RunContext<O> {
 export type CheckAnswer = Omit<EndCheck, "name" | "checked" | "counts"> & Partial<Pick<EndCheck, "counts">>;
 
 export interface Scenario<O extends object = Record<string, never>, S = undefined, K = never> {
-  /** Short, a word or two (`forum`); the results keep this scenario's options under it. */
+  /** Short, a word or two (`shop`); the results keep this scenario's options under it. */
   name: string;
   /** One sentence for --help. */
   description: string;

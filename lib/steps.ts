@@ -109,7 +109,7 @@ function reasonOf(cause: unknown): string {
  * Runs a step as `who` (default: whoever the session is logged in as); any failure becomes a StepError
  * naming the step, the user and the reason (a StepError from an inner step passes through as it is).
  *
- *   return step(session, `find the forum ${JSON.stringify(name)}`, async () => idFrom(await fetchOne(...)));
+ *   return step(session, `find the product ${JSON.stringify(name)}`, async () => idFrom(await fetchOne(...)));
  */
 export async function step<T>(
   session: Session,
@@ -141,7 +141,7 @@ export function confirm(ok: boolean, what: string, who: Session | string, seen: 
  * Submits the page's form found by `formQuery` with `values` over its own fields (a CSRF token kept), or
  * throws a StepError saying plainly that the page offers no such form (not logged in, say).
  *
- *   const thread = await submitPageForm(session, forum, "//html:form[@class='new-thread']", { title, body }, what);
+ *   const basket = await submitPageForm(session, page, "//html:form[@id='basket']", { quantity }, what);
  */
 export async function submitPageForm(
   session: Session,

@@ -4,9 +4,9 @@
  * unique names); a failure says the step, the URL, the status and the page, or the check and its line.
  *
  *   export const cases = suite(import.meta, {
- *     name: "forum",
- *     description: "The forum's cases",
- *     start: () => startForum({ port: 0 }),       // the application when no --url is given (optional)
+ *     name: "shop",
+ *     description: "The shop's cases",
+ *     start: () => startShop({ port: 0 }),       // the application when no --url is given (optional)
  *     world: ({ url, unique, newName }) => ({ url, unique, newName }),
  *   });
  *   cases.test("the seed's user p1 logs in", async ({ url }) => assert.equal(await whoAmI(await login(url, "p1", "p1")), "p1"));
@@ -77,6 +77,9 @@ export interface Suite<W> {
 /**
  * The suite of the file whose `import.meta` is given; when that file is the program, its cases run once
  * the file has defined them all.
+ *
+ *   const cases = suite(import.meta, { name: "shop", description: "...", world: ({ url }) => ({ url }) });
+ *   cases.test("p1 logs in", async ({ url }) => assert.equal(await whoAmI(await login(url, "p1", "p1")), "p1"));
  */
 export function suite<W>(meta: ImportMeta, definition: SuiteDefinition<W>): Suite<W> {
   const cases: Case<W>[] = [];

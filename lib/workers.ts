@@ -7,6 +7,8 @@
  *   const share = await thread.ask<Share>({ run: { url, options, setup, from: 0, to: 100, window: 10 } });
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import { printable } from "./cli.ts";
+import { bucketBounds, type MetricCounts } from "./metrics.ts";
 import { sessionDefaults } from "./fetchData.ts";
 import type { LoadOptions } from "./load-options.ts";
 import { startWorker } from "./process.ts";
@@ -19,6 +21,8 @@ import { type AnyScenario, type CheckAnswer, scenarioAt } from "./scenario.ts";
 export interface Share {
   users: number;
   results: Results;
+  /** The live metrics' final counts (--metrics-port). */
+  metrics?: MetricCounts[];
   kept: unknown[];
   loop: LoopLoad;
 }
@@ -150,6 +154,10 @@ async function answer(
   }
   const { url, options, setup, from, to, window } = request.run;
   const recorder = new Recorder();
+  if (options.metricsPort !== undefined) recorder.bounds = bucketBounds(options.timeout);
+  if (options.verbose) {
+    recorder.onFailure = (name, f) => process.stderr.write(printable(`failed: ${name}: ${f.message}`) + "\n");
+  }
   const ticks = setInterval(() => progress(progressOf(recorder, window)), 1000);
   const lag = watchEventLoop();
   const started = Date.now();
@@ -170,8 +178,9 @@ async function answer(
     postgres: { sampled: false, peakBackends: 0, maxConnections: 0 },
     generator: { cpuSeconds: 0, coreShare: 0, ...loop, saturated: false, cores: 0, machineBusyShare: 0 },
     check: null,
-  }, options);
-  return { users: to - from, results, kept, loop } satisfies Share;
+  }, []);
+  const metrics = recorder.bounds ? recorder.counts() : undefined;
+  return { users: to - from, results, kept, loop, metrics } satisfies Share;
 }
 
 /** Users `from` to `to` of the run, each on its journey at once (or over --ramp-up); answers what they kept. */

@@ -11,18 +11,18 @@
  */
 import { spawn } from "node:child_process";
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { availableParallelism, platform, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { availableParallelism, platform } from "node:os";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
 import pg from "pg";
 import { command, integer, isMain, runMain, scriptArgs } from "../lib/cli.ts";
 import { type DatabasePool, openFixedPool, type Queryable } from "../lib/fixed-pool.ts";
-import { startEmbeddedPostgres } from "../lib/postgres.ts";
-import { recordOutput, runtimeCommand, stopChild, waitForOutput } from "../lib/process.ts";
+import { startEmbeddedPostgres, temporaryDataDir } from "../lib/postgres.ts";
+import { recordOutput, runtimeCommand, stopChild, waitForOutput, whenOrphaned } from "../lib/process.ts";
 import { escapeHtml, parseCookieHeader } from "../lib/web.ts";
 
 export interface ForumOptions {
@@ -972,8 +972,9 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
     let databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
     let maxConnections: number;
     if (!databaseUrl) {
-      const dir = options.dataDir ? resolve(options.dataDir) : mkdtempSync(join(tmpdir(), "tierload-pg-"));
-      if (!options.dataDir) cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+      const temporary = options.dataDir ? null : temporaryDataDir(log);
+      const dir = temporary?.path ?? resolve(options.dataDir!);
+      if (temporary) cleanups.push(() => Promise.resolve(temporary.remove()));
       mkdirSync(dir, { recursive: true });
       // Headroom over the pool: the load test's sampler, psql, autovacuum and superuser slots.
       maxConnections = poolSize + 100;
@@ -1179,36 +1180,64 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the dat
     )
     .parse(scriptArgs(argv))
     .opts();
-  const forum = await startForum({ ...options, faults: options.fault });
-  const stop = (signal: string) => {
-    process.stderr.write(`${signal}: stopping\n`);
-    forum.stop().then(() => {
-      process.stderr.write("stopped: nothing left running\n");
+  // A parent that reads our output may be gone (killed, or it closed its pipes): a write that fails must not
+  // stop the cleanup, so errors on our own output are dropped.
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
+  const say = (line: string) => {
+    try {
+      process.stderr.write(line + "\n");
+    } catch {
+      // Deno throws a broken pipe at once; nobody is left to read it either way.
+    }
+  };
+  // Every way to be told to stop is heard from the start: a signal while PostgreSQL starts stops the forum
+  // once it has started (so that its directory is removed), and a second signal does not cut the cleanup short.
+  let forum: RunningForum | null = null;
+  let stopRequested: string | null = null;
+  const stop = (why: string) => {
+    if (stopRequested) return void say(`${why}: already stopping`);
+    stopRequested = why;
+    if (forum) stopNow(forum);
+  };
+  const stopNow = (running: RunningForum) => {
+    say(`${stopRequested}: stopping`);
+    running.stop().then(() => {
+      say("stopped: nothing left running");
       process.exit(0);
     }, (error) => {
-      process.stderr.write(`error: ${error.message}\n`);
+      say(`error: ${error.message}`);
       process.exit(1);
     });
   };
-  process.once("SIGINT", () => stop("SIGINT"));
-  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGHUP", () => stop("SIGHUP"));
+  // The wrapper that started us (tsx, npm start, deno task) killed with SIGKILL leaves us to init: stop.
+  whenOrphaned(() => stop("parent process gone"));
   if (options.stopWithStdin) {
     process.stdin.on("end", () => stop("standard input closed"));
+    process.stdin.on("error", () => stop("standard input closed"));
     process.stdin.resume();
   }
-  if (options.json) {
-    console.log(
-      JSON.stringify({
-        url: forum.url,
-        databaseUrl: forum.databaseUrl,
-        maxConnections: forum.maxConnections,
-        pool: forum.pool,
-        pid: process.pid,
-      }),
-    );
-  } else {
-    console.log(forum.url);
-    process.stderr.write(`Forum at ${forum.url} (log in as p1/p1); Ctrl-C stops it\n`);
+  forum = await startForum({ ...options, faults: options.fault });
+  if (stopRequested) return stopNow(forum);
+  try {
+    if (options.json) {
+      console.log(
+        JSON.stringify({
+          url: forum.url,
+          databaseUrl: forum.databaseUrl,
+          maxConnections: forum.maxConnections,
+          pool: forum.pool,
+          pid: process.pid,
+        }),
+      );
+    } else {
+      console.log(forum.url);
+      say(`Forum at ${forum.url} (log in as p1/p1); Ctrl-C stops it`);
+    }
+  } catch {
+    stop("standard output closed");
   }
 }
 

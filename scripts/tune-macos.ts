@@ -12,8 +12,8 @@
  * runs sysctl -w and launchctl limit; /etc/sysctl.conf is mirrored, never relied on alone.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve, sep } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { pathToFileURL } from "node:url";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
@@ -79,13 +79,42 @@ export function readFacts(file: string): Facts {
   } catch (error) {
     throw new Error(`Cannot read the facts in ${file}: ${(error as Error).message}`);
   }
+  const problems = factsProblems(facts);
+  if (problems.length) throw new Error(`The facts in ${file} are not usable:\n  ${problems.join("\n  ")}`);
+  return facts;
+}
+
+/** C0 and C1 controls and DEL: nothing a file name, a version or a shell script line may carry. */
+const CONTROL = /\p{Cc}/u;
+
+/**
+ * Why `path` cannot be a path the plan reads or writes, or null: it must be absolute, without control
+ * characters (a newline would end a line of the runbook) and without "." or ".." steps (which could lead a
+ * ROOT= rehearsal out of ROOT).
+ */
+export function pathProblem(path: unknown): string | null {
+  if (typeof path !== "string" || !path.startsWith("/")) return "must be an absolute path";
+  if (CONTROL.test(path)) return "must not hold control characters (a newline, say)";
+  if (path.split("/").some((step) => step === "." || step === "..")) return 'must not hold "." or ".." steps';
+  return null;
+}
+
+/**
+ * Every missing or wrong field of `facts`, whoever collected them: each value that reaches the plan or the
+ * runbook is checked to be what it claims (a version is digits and dots, a path a plain absolute path).
+ */
+export function factsProblems(facts: Facts): string[] {
   const problems: string[] = [];
   const number = (value: unknown, path: string) => {
     if (typeof value !== "number" || !Number.isFinite(value) || value < 0) problems.push(`${path} must be a number`);
   };
-  for (const key of ["platform", "macosVersion", "arch"] as const) {
-    if (typeof facts?.[key] !== "string") problems.push(`${key} must be a string`);
-  }
+  const text = (value: unknown, path: string, pattern: RegExp, what: string) => {
+    if (typeof value !== "string") problems.push(`${path} must be a string`);
+    else if (!pattern.test(value)) problems.push(`${path} must be ${what}, not ${JSON.stringify(value)}`);
+  };
+  text(facts?.platform, "platform", /^[a-z0-9]+$/, "a platform name such as darwin");
+  text(facts?.macosVersion, "macosVersion", /^\d{1,3}(\.\d{1,3}){0,2}$/, "a version such as 14.5");
+  text(facts?.arch, "arch", /^(arm64|x86_64|i386)$/, "arm64 or x86_64");
   number(facts?.memoryBytes, "memoryBytes");
   for (const name of SYSCTLS) number(facts?.sysctl?.[name], `sysctl["${name}"]`);
   for (const name of ["maxfiles", "maxproc"] as const) {
@@ -102,22 +131,25 @@ export function readFacts(file: string): Facts {
     ) {
       number(p[key], `postgres.${key}`);
     }
+    if (p.numOsSemaphores !== undefined) number(p.numOsSemaphores, "postgres.numOsSemaphores");
     for (const key of ["configFile", "dataDirectory"] as const) {
-      if (typeof p[key] !== "string" || !p[key].startsWith("/")) {
-        problems.push(`postgres.${key} must be an absolute path`);
-      }
+      const problem = pathProblem(p[key]);
+      if (problem) problems.push(`postgres.${key} ${problem}: ${JSON.stringify(p[key])}`);
     }
     if (!["homebrew", "postgres.app", "pg_ctl"].includes(p.service)) {
       problems.push(`postgres.service must be homebrew, postgres.app or pg_ctl`);
     }
+    if (p.homebrewFormula !== undefined) {
+      text(p.homebrewFormula, "postgres.homebrewFormula", /^[\w@.+-]+$/, "a formula name such as postgresql@18");
+    }
   }
   for (const [path, content] of Object.entries(facts?.filesBase64 ?? {})) {
-    if (!path.startsWith("/") || (content !== null && typeof content !== "string")) {
+    const problem = pathProblem(path);
+    if (problem || (content !== null && (typeof content !== "string" || !/^[A-Za-z0-9+/]*=*$/.test(content)))) {
       problems.push(`filesBase64[${JSON.stringify(path)}] must be an absolute path to base64 text or null`);
     }
   }
-  if (problems.length) throw new Error(`The facts in ${file} are not usable:\n  ${problems.join("\n  ")}`);
-  return facts;
+  return problems;
 }
 
 /** Asks the Mac itself, with the commands a person would type. */
@@ -131,7 +163,7 @@ async function readLiveFacts(databaseUrl?: string): Promise<Facts> {
     const [, soft, hard] = (await out($`launchctl limit ${name}`)).split(/\s+/);
     return [limitNumber(soft), limitNumber(hard)];
   };
-  return {
+  const facts: Facts = {
     platform: process.platform,
     macosVersion: await out($`sw_vers -productVersion`),
     arch: await out($`uname -m`),
@@ -144,6 +176,9 @@ async function readLiveFacts(databaseUrl?: string): Promise<Facts> {
     },
     postgres: await readPostgresFacts(databaseUrl),
   };
+  const problems = factsProblems(facts);
+  if (problems.length) throw new Error(`The facts this Mac answered are not usable:\n  ${problems.join("\n  ")}`);
+  return facts;
 }
 
 function limitNumber(text: string): number {
@@ -499,10 +534,21 @@ export function daemonPlist(
 `;
 }
 
+/**
+ * Files are read and written as bytes, one character per byte (Latin-1), so that an edit keeps every byte
+ * it does not change: a Latin-1 comment, invalid UTF-8 and all.
+ */
+const BYTES = "latin1";
+
+/** Bytes as a person reads them: UTF-8 where they are (an invalid byte shows as U+FFFD, on screen only). */
+const shown = (bytes: string) => Buffer.from(bytes, BYTES).toString("utf8");
+
 export interface FileChange {
   path: string;
+  /** The file's bytes before and after, one character per byte (see BYTES); null: the file is absent. */
   before: string | null;
   after: string;
+  /** The diff as a person reads it. */
   diff: string;
 }
 
@@ -512,9 +558,9 @@ export function planFiles(facts: Facts, targets: Target[], root: string): FileCh
   const collected = facts.filesBase64;
   const read = (path: string) =>
     collected
-      ? (collected[path] ? Buffer.from(collected[path]!, "base64").toString("utf8") : null)
+      ? (collected[path] ? Buffer.from(collected[path]!, "base64").toString(BYTES) : null)
       : existsSync(under(root, path))
-      ? readFileSync(under(root, path), "utf8")
+      ? readFileSync(under(root, path), BYTES)
       : null;
   const settings = sysctlsToWrite(targets, carriedSettings(read));
   const maxfiles = targetOf(targets, "kern.maxfilesperproc")!.target;
@@ -545,7 +591,7 @@ export function planFiles(facts: Facts, targets: Target[], root: string): FileCh
     const before = read(path);
     const after = edit(before ?? "");
     if (after !== (before ?? "")) {
-      changes.push({ path, before, after, diff: unifiedDiff(path, before ?? "", after, before === null) });
+      changes.push({ path, before, after, diff: shown(unifiedDiff(path, before ?? "", after, before === null)) });
     }
   }
   return changes;
@@ -621,13 +667,17 @@ export function applyFiles(changes: FileChange[], root: string, report: (line: s
     return { change, path, temporary: `${path}.tierload-new`, backup: backupPath(path, change.before === null) };
   });
   const written: string[] = [];
+  const madeDirs: string[] = [];
   const replaced: typeof staged = [];
   try {
     for (const file of staged) {
+      // As the runbook does (mkdir -p): a new file may need its directories, on an empty --root say.
+      const made = mkdirSync(dirname(file.path), { recursive: true, mode: 0o755 });
+      if (made) madeDirs.push(made);
       // The backup records the file as it was; ".absent" records that there was none.
-      writeFileSync(file.backup, file.change.before ?? "");
+      writeFileSync(file.backup, file.change.before ?? "", BYTES);
       written.push(file.backup);
-      writeFileSync(file.temporary, file.change.after, { mode: 0o644 });
+      writeFileSync(file.temporary, file.change.after, { encoding: BYTES, mode: 0o644 });
       written.push(file.temporary);
     }
     for (const file of staged) {
@@ -637,22 +687,43 @@ export function applyFiles(changes: FileChange[], root: string, report: (line: s
   } catch (error) {
     for (const file of replaced.reverse()) {
       if (file.change.before === null) rmSync(file.path, { force: true });
-      else writeFileSync(file.path, file.change.before);
+      else writeFileSync(file.path, file.change.before, BYTES);
     }
     for (const path of written) rmSync(path, { force: true });
+    for (const dir of madeDirs.reverse()) rmSync(dir, { recursive: true, force: true });
     throw new Error(`Nothing was changed: ${(error as Error).message}`);
   }
   for (const file of staged) report(`wrote ${file.path} (backup: ${file.backup})`);
 }
 
+/**
+ * The files under `root` that have a backup beside them, as paths on the Mac ("/etc/sysctl.conf"): what an
+ * --apply or a runbook under that root wrote, PostgreSQL's config file included. Symbolic links are not followed.
+ */
+export function backedUp(root: string): string[] {
+  const base = resolve(root);
+  const found = new Set<string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(join(dir, entry.name));
+      else if (entry.isFile() && entry.name.includes(BACKUP)) {
+        const original = join(dir, entry.name.slice(0, entry.name.indexOf(BACKUP)));
+        found.add("/" + relative(base, original).split(sep).join("/"));
+      }
+    }
+  };
+  walk(base);
+  return [...found].sort();
+}
+
 /** Puts back, for every file this script manages, the newest backup; removes files it created. */
 export function revertFiles(paths: string[], root: string, report: (line: string) => void): number {
   let restored = 0;
-  for (const relative of paths) {
-    const path = under(root, relative);
+  for (const managed of paths) {
+    const path = under(root, managed);
     const dir = dirname(path);
     if (!existsSync(dir)) continue;
-    const prefix = `${relative.split("/").pop()}${BACKUP}`;
+    const prefix = `${managed.split("/").pop()}${BACKUP}`;
     const backups = readdirSync(dir).filter((name) => name.startsWith(prefix)).sort();
     const newest = backups.at(-1);
     if (!newest) continue;
@@ -769,7 +840,7 @@ printf '  "filesBase64": {%s}\\n}\\n' "$files"
 /** `text` as a sh printf format that writes exactly its bytes: '%%', '\\\\', octal for the rest. */
 function printfFormat(text: string): string {
   let format = "";
-  for (const byte of new TextEncoder().encode(text)) {
+  for (const byte of Buffer.from(text, BYTES)) {
     const c = String.fromCharCode(byte);
     if (c === "%") format += "%%";
     else if (c === "\\") format += "\\\\";
@@ -784,8 +855,11 @@ const shQuote = (word: string) => /^[\w@%+=:,./-]+$/.test(word) ? word : `'${wor
 
 /**
  * The plan as a POSIX sh runbook for the Mac: checks that each file is still as the plan found it (or
- * already as planned), then backs up and writes exactly what --apply writes, all or nothing; refuses a
+ * already as planned), then backs up and writes exactly what --apply writes, all or nothing (a failure at
+ * any step, or a signal, puts back what was written and removes the backups and staged files); refuses a
  * user who is not root; ROOT= prefixes every path (for a test copy); asks before the restarts (-y: yes).
+ * Nothing from the facts runs: they are checked first (factsProblems), every path is a plain absolute one,
+ * and every word is quoted; no path goes through a command substitution, which would drop a newline.
  */
 export function runbook(
   facts: Facts,
@@ -794,21 +868,56 @@ export function runbook(
   steps: Step[],
   alter?: number,
 ): string {
-  const files = changes.map((change, i) => {
+  const problems = factsProblems(facts);
+  for (const change of changes) {
+    const problem = pathProblem(change.path);
+    if (problem) problems.push(`${JSON.stringify(change.path)} ${problem}`);
+  }
+  if (problems.length) throw new Error(`Cannot write a runbook from these facts:\n  ${problems.join("\n  ")}`);
+  const at = (path: string) => `"$ROOT"${shQuote(path)}`;
+  const checks = changes.map((change, i) => {
     const absent = change.before === null;
+    const path = at(change.path);
     return `
 # ${change.path}
-f=${i}; path=${shQuote(change.path)}
-printf ${printfFormat(change.after)} > "$work/$f.after"
-${absent ? "" : `printf ${printfFormat(change.before!)} > "$work/$f.before"`}
-if [ -f "$ROOT$path" ] && cmp -s "$ROOT$path" "$work/$f.after"; then
-  echo "unchanged: $ROOT$path already says so"
-elif ${absent ? `[ ! -e "$ROOT$path" ]` : `[ -f "$ROOT$path" ] && cmp -s "$ROOT$path" "$work/$f.before"`}; then
-  todo="$todo $f"; echo "$path" > "$work/$f.path"; echo "${absent ? "absent" : "present"}" > "$work/$f.was"
+printf ${printfFormat(change.after)} > "$work/${i}.after"
+${absent ? "" : `printf ${printfFormat(change.before!)} > "$work/${i}.before"`}
+if [ -f ${path} ] && cmp -s ${path} "$work/${i}.after"; then
+  echo "unchanged: "${path}" already says so"
+elif ${absent ? `[ ! -e ${path} ]` : `[ -f ${path} ] && cmp -s ${path} "$work/${i}.before"`}; then
+  todo="$todo ${i}"
 else
-  echo "error: $ROOT$path has changed since this plan was made: make a new one (scripts/tune-macos.ts --emit-sh)" >&2
+  echo "error: "${path}" has changed since this plan was made: make a new one (scripts/tune-macos.ts --emit-sh)" >&2
   exit 1
 fi`;
+  });
+  const stage = changes.map((change, i) => {
+    const path = at(change.path);
+    return `
+case " $todo " in *" ${i} "*)
+  mkdir -p ${at(dirname(change.path))}
+  backup_${i}=${path}"${BACKUP}$stamp"
+  n=0
+  while [ -e "$backup_${i}" ] || [ -e "$backup_${i}.absent" ]; do n=$((n + 1)); backup_${i}=${path}"${BACKUP}$stamp-$n"; done
+${change.before === null ? `  backup_${i}="$backup_${i}.absent"\n` : ""}  made_${i}="$backup_${i}"
+  ${change.before === null ? `: > "$backup_${i}"` : `cp ${path} "$backup_${i}"`}
+  new_${i}=${path}.tierload-new
+  cp "$work/${i}.after" "$new_${i}"
+  ;;
+esac`;
+  });
+  const commit = changes.map((change, i) =>
+    `[ -z "\${new_${i}:-}" ] || { mv "$new_${i}" ${at(change.path)}; new_${i}=""; moved_${i}=yes; }`
+  );
+  const report = changes.map((change, i) =>
+    `[ -z "\${moved_${i}:-}" ] || echo "wrote "${at(change.path)}" (backup: $backup_${i})"`
+  );
+  const undo = changes.map((change, i) => {
+    const path = at(change.path);
+    const restore = change.before === null ? `rm -f ${path}` : `cp "$backup_${i}" ${path}`;
+    return `  [ -z "\${moved_${i}:-}" ] || ${restore} || true
+  [ -z "\${new_${i}:-}" ] || rm -f "$new_${i}" || true
+  [ -z "\${made_${i}:-}" ] || rm -f "$made_${i}" || true`;
   });
   return `#!/bin/sh
 # scripts/tune-macos.ts --emit-sh: ${connections} PostgreSQL connections on macOS ${facts.macosVersion} (${facts.arch}).
@@ -824,33 +933,30 @@ if [ "$(id -u)" != 0 ]; then
 fi
 umask 022
 work="$(mktemp -d "\${TMPDIR:-/tmp}/tierload.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+finished=no
+# However it ends before every file is in place (a failed step, a signal), it puts back what it wrote.
+finish() {
+  if [ "$finished" != yes ]; then
+${undo.join("\n")}
+    echo "error: nothing was changed" >&2
+  fi
+  rm -rf "$work"
+}
+trap finish EXIT
+trap 'exit 1' HUP INT TERM
 todo=""
-${files.join("\n")}
+${checks.join("\n")}
 
 if [ -z "$todo" ]; then
+  finished=yes
   echo "Nothing to change: every file already says so."
   exit 0
-else
-  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-  staged=""
-  for f in $todo; do
-    path="$ROOT$(cat "$work/$f.path")"
-    mkdir -p "$(dirname "$path")"
-    backup="$path${BACKUP}$stamp"
-    n=0
-    while [ -e "$backup" ] || [ -e "$backup.absent" ]; do n=$((n + 1)); backup="$path${BACKUP}$stamp-$n"; done
-    if [ "$(cat "$work/$f.was")" = absent ]; then backup="$backup.absent"; : > "$backup"; else cp "$path" "$backup"; fi
-    echo "$backup" > "$work/$f.backup"
-    staged="$staged $backup"
-    cp "$work/$f.after" "$path.tierload-new" || { for b in $staged; do rm -f "$b"; done; exit 1; }
-  done
-  for f in $todo; do
-    path="$ROOT$(cat "$work/$f.path")"
-    mv "$path.tierload-new" "$path"
-    echo "wrote $path (backup: $(cat "$work/$f.backup"))"
-  done
 fi
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+${stage.join("\n")}
+${commit.join("\n")}
+finished=yes
+${report.join("\n")}
 ${
     alter === undefined ? "" : `
 if [ -n "$ROOT" ]; then
@@ -977,7 +1083,16 @@ earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when some
       : options.root
       ? null
       : await readLiveFacts(options.databaseUrl);
-    const managed = [SYSCTL_CONF, DAEMON_PLIST, LAUNCHD_CONF, ...(facts?.postgres ? [facts.postgres.configFile] : [])];
+    // Under --root, whatever has a backup there is ours: PostgreSQL's config file too, with no facts to name it.
+    const managed = [
+      ...new Set([
+        SYSCTL_CONF,
+        DAEMON_PLIST,
+        LAUNCHD_CONF,
+        ...(facts?.postgres ? [facts.postgres.configFile] : []),
+        ...(options.root ? backedUp(root) : []),
+      ]),
+    ];
     if (needsRoot) throw new Error("Reverting rewrites system files: run again with sudo");
     const restored = revertFiles(managed, root, (line) => console.log(line));
     console.log(
@@ -1008,7 +1123,17 @@ earlier), mirrored in /etc/sysctl.conf. Dry run unless --apply. Exit 1 when some
   if (options.json) {
     console.log(
       JSON.stringify(
-        { facts, connections: options.connections, targets, files: changes, alterSystem: Boolean(alterSystem) },
+        {
+          facts,
+          connections: options.connections,
+          targets,
+          files: changes.map((c) => ({
+            ...c,
+            before: c.before === null ? null : shown(c.before),
+            after: shown(c.after),
+          })),
+          alterSystem: Boolean(alterSystem),
+        },
         null,
         2,
       ),

@@ -1,6 +1,9 @@
 // What several test files need: the reference forum as a fixture, running a project script as a user
 // would (under the current runtime), and waiting for a condition with a deadline instead of sleeping.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Fault, type ForumOptions, type RunningForum, startForum } from "../scripts/forum-server.ts";
 import { type Output, recordOutput, runtimeCommand, waitForOutput } from "../lib/process.ts";
 
@@ -116,4 +119,16 @@ export async function eventually(what: string, condition: () => boolean | Promis
     if (Date.now() > deadline) throw new Error(`Waited ${deadlineMs / 1000} s for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A fresh, empty directory to give a script as its TMPDIR (mode 0755: as root, PostgreSQL's user must reach it). */
+export function freshTmpdir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "tierload-tmpdir-"));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** What is left in `dir`, but tsx's own cache (tsx-<uid>), which tsx keeps there on purpose. */
+export function leftIn(dir: string): string[] {
+  return readdirSync(dir).filter((name) => !/^tsx-\d+$/.test(name));
 }

@@ -52,7 +52,7 @@ describe("a Kubernetes Indexed Job, rehearsed", () => {
   before(async () => {
     forum = await startTestForum();
     const documents = await makeJob(forum.url, [
-      ...["--users", "10", "--actions", "2", "--instances", "3", "--instance", "kube", "--start-in", "15"],
+      ...["--users", "10", "--actions", "2", "--instances", "3", "--instance", "kube", "--start-in", "25"],
     ]);
     job = documents.find((d) => d.kind === "Job");
     pods = await Promise.all([0, 1, 2].map((index) => rehearse(job, index)));

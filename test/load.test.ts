@@ -246,5 +246,5 @@ test("--help names the options", async () => {
 });
 
 test("merging nothing, or a file that is not results, is a clear error", () => {
-  assert.throws(() => merge([], {}), /Nothing to merge/);
+  assert.throws(() => merge([]), /Nothing to merge/);
 });

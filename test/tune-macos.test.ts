@@ -1,8 +1,17 @@
 // scripts/tune-macos.ts on Linux: sample Macs as --facts, their files under a --root directory.
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
@@ -17,18 +26,26 @@ import {
   planFiles,
   readFacts,
   revertFiles,
+  runbook,
   SYSCTL_CONF,
   type Target,
   unifiedDiff,
 } from "../scripts/tune-macos.ts";
 import { runScript } from "./helpers.ts";
 
+// Every directory a test makes lives in this one, removed at the end: the tests leave nothing in the temp folder.
+const scratch = mkdtempSync(join(tmpdir(), "tierload-tune-macos-test-"));
+chmodSync(scratch, 0o755); // the runbook's test runs it as nobody
+after(() => rmSync(scratch, { recursive: true, force: true }));
+/** A fresh, empty directory that the end of the tests removes. */
+const freshDir = (name: string) => mkdtempSync(join(scratch, `${name}-`));
+
 const sample = (name: string) => readFacts(`test/macos/${name}.json`);
 const target = (targets: Target[], setting: string) => targets.find((t) => t.setting === setting)!;
 
 /** A fresh --root holding the files a Mac would have, with PostgreSQL's config. */
 function macRoot(facts: Facts, files: Record<string, string> = {}): string {
-  const root = mkdtempSync(join(tmpdir(), "tierload-mac-"));
+  const root = freshDir("mac");
   const all = {
     [facts.postgres!.configFile]: "# PostgreSQL\nmax_connections = 100\t\t\t# (change requires restart)\n",
     ...files,
@@ -237,7 +254,7 @@ describe("the script", () => {
   });
 
   test("a facts file with wrong fields gets every problem named", async () => {
-    const root = mkdtempSync(join(tmpdir(), "tierload-facts-"));
+    const root = freshDir("facts");
     writeFileSync(join(root, "bad.json"), JSON.stringify({ platform: "darwin", macosVersion: 14, sysctl: {} }));
     const run = await runScript("tune-macos.ts", ["--facts", join(root, "bad.json"), "--root", root]);
     assert.equal(run.status, 1);
@@ -336,7 +353,16 @@ describe("surviving what operators do", () => {
     writeFileSync(join(root, "escaping.json"), JSON.stringify(escaping));
     const run = await apply(root, join(root, "escaping.json"));
     assert.equal(run.status, 1);
-    assert.match(run.stderr, /error: Refusing "\/\.\.\/\.\.\/tmp\/escaped\.conf": it leads outside /);
+    assert.match(
+      run.stderr,
+      /postgres\.configFile must not hold "\." or "\.\." steps: "\/\.\.\/\.\.\/tmp\/escaped\.conf"/,
+    );
+    assert.throws(
+      () => applyFiles([{ path: "/../../escaped.conf", before: null, after: "", diff: "" }], root, () => {}),
+      {
+        message: /Refusing "\/\.\.\/\.\.\/escaped\.conf": it leads outside /,
+      },
+    );
   });
 
   test("a sysctl.conf with CRLF line endings is edited and keeps them", () => {
@@ -346,14 +372,47 @@ describe("surviving what operators do", () => {
     );
   });
 
-  test("--revert under --root needs no facts and asks no system", async () => {
+  test("--revert under --root needs no facts, asks no system, and puts postgresql.conf back too", async () => {
     const facts = sample("m2-16gb-sonoma");
     const root = macRoot(facts);
+    const config = join(root, facts.postgres!.configFile);
+    const before = readFileSync(config);
     assert.equal((await apply(root)).status, 0);
+    assert.match(readFileSync(config, "utf8"), /^max_connections = 1000/m);
     const run = await runScript("tune-macos.ts", ["--root", root, "--revert"]);
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /Reverted 2 file\(s\)/);
+    assert.match(run.stdout, /Reverted 3 file\(s\)/);
     assert.deepEqual(readdirSync(join(root, dirname(DAEMON_PLIST))), []);
+    assert.deepEqual(readFileSync(config), before);
+    assert.deepEqual(readdirSync(dirname(config)), ["postgresql.conf"]);
+  });
+
+  test("--apply on an empty --root creates the directories, as the runbook does", async () => {
+    const root = freshDir("empty");
+    const run = await apply(root);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(readFileSync(join(root, DAEMON_PLIST), "utf8"), /kern\.ipc\.somaxconn=2048/);
+    assert.match(readFileSync(join(root, SYSCTL_CONF), "utf8"), /^kern\.ipc\.somaxconn=2048$/m);
+    assert.match(readFileSync(join(root, sample("m2-16gb-sonoma").postgres!.configFile), "utf8"), /^max_connections/m);
+  });
+
+  test("--apply keeps every byte it does not change: a Latin-1 comment survives, and the runbook agrees", async () => {
+    const facts = sample("m2-16gb-sonoma");
+    const latin1 = Buffer.from("# caf\xe9 \xa9 mine\nkern.maxfiles=131072\n", "latin1");
+    const [applied, rehearsed] = [macRoot(facts), macRoot(facts)];
+    for (const root of [applied, rehearsed]) writeFileSync(join(root, SYSCTL_CONF), latin1);
+    const run = await apply(applied);
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual(
+      readFileSync(join(applied, SYSCTL_CONF)),
+      Buffer.concat([latin1, Buffer.from("kern.ipc.somaxconn=2048\n")]),
+    );
+    const emitted = await runScript("tune-macos.ts", ["--facts", m2, "--root", rehearsed, "--emit-sh"]);
+    assert.equal(emitted.status, 0, emitted.stderr);
+    writeFileSync(join(rehearsed, "tune.sh"), emitted.stdout);
+    const sh = spawnSync("dash", [join(rehearsed, "tune.sh")], { env: { ...process.env, ROOT: rehearsed } });
+    assert.equal(sh.status, 0, String(sh.stderr));
+    assert.deepEqual(readFileSync(join(rehearsed, SYSCTL_CONF)), readFileSync(join(applied, SYSCTL_CONF)));
   });
 });
 
@@ -418,7 +477,7 @@ describe("as a runbook an operator can paste (--emit-sh, --facts-command)", () =
     const facts = sample("m2-16gb-sonoma");
     const [mac, twin] = twins();
     // The Mac's commands, as stubs that answer what the sample M2 says.
-    const bin = mkdtempSync(join(tmpdir(), "tierload-macbin-"));
+    const bin = freshDir("macbin");
     const stub = (name: string, body: string) =>
       writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
     stub("sw_vers", `echo ${facts.macosVersion}`);
@@ -471,9 +530,91 @@ describe("as a runbook an operator can paste (--emit-sh, --facts-command)", () =
   });
 
   test("the README's example works as written on an empty directory", async () => {
-    const empty = mkdtempSync(join(tmpdir(), "tierload-empty-"));
+    const empty = freshDir("empty");
     const run = await runScript("tune-macos.ts", ["--facts", m2, "--root", empty]);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /\+max_connections = 1000/);
+  });
+
+  /** m2's facts with `change` made to a copy, written to a file in a fresh directory. */
+  function hostile(change: (facts: Facts) => void): { root: string; file: string } {
+    const facts = sample("m2-16gb-sonoma");
+    change(facts);
+    const root = freshDir("hostile");
+    const file = join(root, "facts.json");
+    writeFileSync(file, JSON.stringify(facts));
+    return { root, file };
+  }
+  /** Every file under `dir`, as paths relative to it. */
+  const filesUnder = (dir: string, prefix = ""): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? filesUnder(join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]
+    ).sort();
+
+  test("hostile facts reach no runbook: every value that is not a version, an arch or a plain path is named", async () => {
+    const { root, file } = hostile((facts) => {
+      facts.macosVersion = "14.5\ntouch PWNED #";
+      facts.arch = "arm64\ntouch PWNED #";
+      facts.postgres!.configFile = "/opt/x.conf\ntouch PWNED #";
+      facts.postgres!.dataDirectory = "/../../x";
+      facts.postgres!.homebrewFormula = "postgresql@18; touch PWNED";
+      facts.filesBase64 = { "/etc/sysctl.conf\n": null };
+    });
+    const run = await runScript("tune-macos.ts", ["--facts", file, "--emit-sh"]);
+    assert.equal(run.status, 1);
+    assert.equal(run.stdout, "");
+    for (
+      const problem of [
+        /macosVersion must be a version such as 14\.5, not "14\.5\\ntouch PWNED #"/,
+        /arch must be arm64 or x86_64, not "arm64\\ntouch PWNED #"/,
+        /postgres\.configFile must not hold control characters \(a newline, say\): "\/opt\/x\.conf\\ntouch PWNED #"/,
+        /postgres\.dataDirectory must not hold "\." or "\.\." steps: "\/\.\.\/\.\.\/x"/,
+        /postgres\.homebrewFormula must be a formula name such as postgresql@18/,
+        /filesBase64\["\/etc\/sysctl\.conf\\n"\] must be an absolute path/,
+      ]
+    ) assert.match(run.stderr, problem);
+    // Even called directly, with facts nobody checked, runbook() refuses them.
+    const facts = JSON.parse(readFileSync(file, "utf8"));
+    assert.throws(() => runbook(facts, 1000, [], []), /Cannot write a runbook from these facts:\n {2}macosVersion/);
+    assert.deepEqual(filesUnder(root), ["facts.json"]);
+  });
+
+  test("a path with quotes, $( ) and backquotes is written there, quoted, under ROOT, and runs nothing", async () => {
+    const odd = '/Users/it\'s $(touch PWNED) `touch PWNED` "x" ; touch PWNED/postgresql.conf';
+    const { root, file } = hostile((facts) => {
+      facts.postgres!.configFile = odd;
+      facts.postgres!.dataDirectory = dirname(odd);
+    });
+    const emitted = await runScript("tune-macos.ts", ["--facts", file, "--root", root, "--emit-sh"]);
+    assert.equal(emitted.status, 0, emitted.stderr);
+    writeFileSync(join(root, "tune.sh"), emitted.stdout);
+    const sh = spawnSync("dash", [join(root, "tune.sh")], { cwd: root, env: { ...process.env, ROOT: root } });
+    assert.equal(sh.status, 0, String(sh.stderr));
+    assert.match(readFileSync(join(root, odd), "utf8"), /^max_connections = 1000$/m);
+    assert.equal(filesUnder(root).some((f) => f.endsWith("PWNED")), false);
+  });
+
+  test("a trailing newline in a path stops the plan before anything is written", async () => {
+    const { root, file } = hostile((facts) => facts.postgres!.configFile += "\n");
+    for (const mode of ["--emit-sh", "--apply"]) {
+      const run = await runScript("tune-macos.ts", ["--facts", file, "--root", root, mode]);
+      assert.equal(run.status, 1, mode);
+      assert.match(run.stderr, /postgres\.configFile must not hold control characters/, mode);
+    }
+    assert.deepEqual(filesUnder(root), ["facts.json"]);
+  });
+
+  test("a runbook that fails part-way puts everything back: no backups, no *.tierload-new", async () => {
+    const root = freshDir("partway");
+    const emitted = await runScript("tune-macos.ts", ["--facts", m2, "--root", root, "--emit-sh"]);
+    assert.equal(emitted.status, 0, emitted.stderr);
+    writeFileSync(join(root, "tune.sh"), emitted.stdout);
+    // sysctl.conf and the LaunchDaemon are staged first; PostgreSQL's directory cannot be made: a file is in the way.
+    mkdirSync(join(root, "opt"));
+    writeFileSync(join(root, "opt", "homebrew"), "in the way\n");
+    const sh = dash(join(root, "tune.sh"), root);
+    assert.notEqual(sh.status, 0);
+    assert.match(sh.stderr, /error: nothing was changed/);
+    assert.deepEqual(filesUnder(root), ["opt/homebrew", "tune.sh"]);
   });
 });

@@ -112,7 +112,10 @@ test("every reply answered but not stored (planted drop-replies): FAIL, exit 1, 
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stdout, /Ran for [\d.]+ s: 50 actions, 30 failed; \d+ requests, \d+ per second, 0 failed/);
     assert.match(run.stdout, /Thresholds: none set; any failed action fails the run/);
-    assert.match(run.stdout, /\nVerdict: FAIL: 30 of 50 actions failed \(--max-error-rate allows a share\)\n/);
+    assert.match(
+      run.stdout,
+      /\nVerdict: FAIL: 30 of 50 actions failed \(--max-error-rate or a threshold such as errors<1% allows a share\)\n/,
+    );
   } finally {
     await forum.stop();
   }
@@ -166,7 +169,11 @@ test("Ctrl-C under npm start: in-flight actions finish, the report and JSON come
   const args = ["--pool", "20", "--users", "8", "--actions", "100000", "--think-time", "100", "--json", json];
   const run = startCommand(["npm", "start", "--silent", "--", ...args], { group: true });
   // Off a terminal, progress is a line of stats every 10 s: wait for the first, then press Ctrl-C.
-  await waitFor(run, "stderr", /\[10s\] \d+\/800016 actions \(0 %, ETA \S+\) \| users 8\/8 \| \d+ req\/s \| 0 failed/);
+  await waitFor(
+    run,
+    "stderr",
+    /\[10s\] \d+\/800016 actions \(0 %(, ETA \S+)?\) \| users 8\/8 \| \d+ req\/s \| 0 failed/,
+  );
   const started = descendants(run.child.pid!);
   signalGroup(run.child, "SIGINT");
   const { status, signal, stdout, stderr, atExit } = await run.done;
@@ -180,6 +187,36 @@ test("Ctrl-C under npm start: in-flight actions finish, the report and JSON come
   assert.equal(results.interrupted, true);
   assert.equal(results.check!.ok, true, JSON.stringify(results.check));
   await eventually("every process it started to end", () => started.every((pid) => !alive(pid)));
+});
+
+test("Ctrl-C while the embedded forum starts: no action starts, the report says so, exit 130, nothing left", async () => {
+  const run = startScript("load.ts", ["--pool", "20", "--users", "4", "--actions", "2"], { group: true });
+  // The forum takes seconds to start (initdb, PostgreSQL, the schema); the signal comes during that.
+  await waitFor(run, "stderr", "Starting the application for this run");
+  const started = descendants(run.child.pid!);
+  signalGroup(run.child, "SIGINT");
+  const { status, stdout, stderr } = await run.done;
+  assert.equal(status, 130, stderr);
+  assert.match(stderr, /SIGINT: no new actions/);
+  assert.match(stdout, /Interrupted after [\d.]+ s: 0 actions/);
+  assert.match(stdout, /\nVerdict: INTERRUPTED: what ran failed: no action was attempted/);
+  await eventually("every process it started to end", () => started.every((pid) => !alive(pid)));
+});
+
+test("Ctrl-C while waiting for --start-at: the wait ends at once, no action starts, exit 130", async () => {
+  const forum = await startTestForum();
+  try {
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    const args = ["--url", forum.url, "--users", "2", "--actions", "1", "--start-at", later];
+    const run = startScript("load.ts", args, { group: true });
+    await waitFor(run, "stderr", /Waiting 3\d{3}\.\d s for the planned start/);
+    signalGroup(run.child, "SIGINT");
+    const { status, stdout, stderr } = await run.done;
+    assert.equal(status, 130, stderr);
+    assert.match(stdout, /Interrupted after [\d.]+ s: 0 actions/);
+  } finally {
+    await forum.stop();
+  }
 });
 
 test("Ctrl-C in the functional suite: the case in flight finishes, the report shows what ran, exit 130", async () => {

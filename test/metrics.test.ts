@@ -1,0 +1,107 @@
+// Live metrics, read by a real Prometheus (Debian's): it scrapes a run through --metrics-port, and what its
+// HTTP API holds afterwards equals the run's own counts, action by action and outcome by outcome.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bucketBounds, exposition } from "../lib/metrics.ts";
+import type { Results } from "../lib/results.ts";
+import type { RunningForum } from "../scripts/forum-server.ts";
+import { eventually, startCommand, startScript, startTestForum, waitFor } from "./helpers.ts";
+
+const PROMETHEUS = "/usr/bin/prometheus";
+
+test("the exposition format: cumulative buckets up to +Inf, escaped label values, seconds", () => {
+  const text = exposition({
+    metrics: [{ name: 'GET /a"b\\c', kind: "page", count: 3, errors: 1, sumMs: 1500, buckets: [1, 0, 2] }],
+    activeUsers: 2,
+    pgBackends: 7,
+  }, [1, 2.5]);
+  assert.match(text, /^tierload_page_loads_total\{name="GET \/a\\"b\\\\c",outcome="ok"\} 2$/m);
+  assert.match(text, /^tierload_page_loads_total\{name="GET \/a\\"b\\\\c",outcome="failed"\} 1$/m);
+  assert.match(text, /^tierload_page_load_duration_seconds_bucket\{name=".*",le="0.001"\} 1$/m);
+  assert.match(text, /^tierload_page_load_duration_seconds_bucket\{name=".*",le="0.0025"\} 1$/m);
+  assert.match(text, /^tierload_page_load_duration_seconds_bucket\{name=".*",le="\+Inf"\} 3$/m);
+  assert.match(text, /^tierload_page_load_duration_seconds_sum\{name=".*"\} 1.5$/m);
+  assert.match(text, /^tierload_active_users 2$/m);
+  assert.deepEqual(bucketBounds(120_000).slice(0, 4), [1, 2.5, 5, 10]);
+  assert.equal(bucketBounds(120_000).at(-1), 250_000);
+});
+
+/** A port nobody listens on now, for a program that cannot take port 0. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const missing = existsSync(PROMETHEUS) ? false : "Prometheus is not installed (apt-get install prometheus)";
+
+describe("a run scraped by Prometheus", { skip: missing }, () => {
+  let forum: RunningForum;
+  const dir = mkdtempSync(join(tmpdir(), "tierload-prometheus-"));
+  before(async () => forum = await startTestForum());
+  after(async () => {
+    await forum?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("what Prometheus scraped equals the run's own counts", async () => {
+    const json = join(dir, "run.json");
+    const run = startScript("load.ts", [
+      ...["--url", forum.url, "--users", "4", "--actions", "12", "--think-time", "250", "--json", json],
+      ...["--metrics-port", "0", "--metrics-hold", "30s"],
+    ]);
+    const [, target] = /Metrics for Prometheus: http:\/\/(127\.0\.0\.1:\d+)\/metrics/.exec(
+      await waitFor(run, "stderr", /Metrics for Prometheus: http:\/\/127\.0\.0\.1:\d+\/metrics/),
+    )!;
+    const port = await freePort();
+    writeFileSync(
+      join(dir, "prometheus.yml"),
+      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tierload\n    static_configs:\n      - targets: ["${target}"]\n`,
+    );
+    const prometheus = startCommand([
+      PROMETHEUS,
+      `--config.file=${join(dir, "prometheus.yml")}`,
+      `--storage.tsdb.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ], { timeoutMs: 120_000 });
+    try {
+      const { status, stderr } = await run.done;
+      assert.equal(status, 0, stderr);
+      const results: Results = JSON.parse(readFileSync(json, "utf8"));
+      const query = async (q: string) => {
+        const answer = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`);
+        const body = await answer.json();
+        return new Map<string, number>(
+          body.data.result.map((r: { metric: Record<string, string>; value: [number, string] }) => [
+            `${r.metric.name}|${r.metric.outcome ?? ""}`,
+            Number(r.value[1]),
+          ]),
+        );
+      };
+      let scraped = new Map<string, number>();
+      await eventually("Prometheus to hold the final counts", async () => {
+        scraped = await query("tierload_actions_total");
+        return (scraped.get("reply|ok") ?? 0) + (scraped.get("new thread|ok") ?? 0) === 4 * 12;
+      }, 30_000).catch((error) => {
+        throw new Error(`${error.message}: ${JSON.stringify([...scraped])}`);
+      });
+      for (const [name, a] of Object.entries(results.actions).filter(([, a]) => a.kind === "action")) {
+        assert.equal(scraped.get(`${name}|ok`), a.count - a.errors, name);
+        assert.equal(scraped.get(`${name}|failed`), a.errors, name);
+      }
+      const pages = await query("tierload_page_load_duration_seconds_count");
+      for (const [name, a] of Object.entries(results.actions).filter(([, a]) => a.kind === "page")) {
+        assert.equal(pages.get(`${name}|`), a.count, name);
+      }
+    } finally {
+      prometheus.child.kill("SIGTERM");
+      await prometheus.done;
+    }
+  });
+});
