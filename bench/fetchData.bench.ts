@@ -6,11 +6,14 @@
  * For forum-like pages of 10 to 5000 threads: parse5's bare parse (its own plain-object tree) and
  * linkedom's own parser as references, then parseHtml, then the two queries the adapter runs most.
  * Targets (issue 2): parseHtml within 2x of parse5's bare parse; each query no slower than the parse;
- * cost per KB flat across sizes.
+ * cost per KB flat across sizes. Then what a page costs the load test (issue 25): a parse and both queries,
+ * today's (parseHtml, evaluateXPath) and the flat tree's (parseFlat, evaluateFlat), against parse5's bare parse.
  */
 import { parse } from "parse5";
 import { DOMParser } from "linkedom";
 import { evaluateXPath, parseHtml } from "../lib/fetchData.ts";
+import { parseFlat } from "../lib/native-html.ts";
+import { evaluateFlat } from "../lib/xpath-flat.ts";
 
 export function forumPage(rows: number): string {
   const threads = Array.from(
@@ -50,7 +53,10 @@ for (const size of [10, 100, 1000, 5000]) {
   const kb = html.length / 1024;
   const doc = parseHtml(html);
   const title = `Thread & number ${Math.floor(size / 2)}`;
-  if (evaluateXPath(doc, "count(//html:tr[@class='thread'])") !== size) throw new Error("count is wrong");
+  const COUNT = "count(//html:tr[@class='thread'])";
+  const LOOKUP = "//html:th[@class='subject']/html:a[text()=$title]/@href";
+  if (evaluateXPath(doc, COUNT) !== size) throw new Error("count is wrong");
+  if (evaluateFlat(parseFlat(html), COUNT) !== size) throw new Error("the flat count is wrong");
   // linkedom's own parser leaves garbage that the next batch would pay for: it races on its own.
   const ms = {
     ...race({ linkedom: () => new DOMParser().parseFromString(html, "text/html") }),
@@ -58,7 +64,17 @@ for (const size of [10, 100, 1000, 5000]) {
       parse5: () => parse(html),
       parseHtml: () => parseHtml(html),
       count: () => evaluateXPath(doc, "count(//html:tr[@class='thread'])"),
-      lookup: () => evaluateXPath(doc, "//html:th[@class='subject']/html:a[text()=$title]/@href", { title }),
+      lookup: () => evaluateXPath(doc, LOOKUP, { title }),
+      today: () => {
+        const d = parseHtml(html);
+        evaluateXPath(d, COUNT);
+        evaluateXPath(d, LOOKUP, { title });
+      },
+      flat: () => {
+        const tree = parseFlat(html);
+        evaluateFlat(tree, COUNT);
+        evaluateFlat(tree, LOOKUP, { title });
+      },
     }),
   };
   rows.push([
@@ -73,6 +89,8 @@ for (const size of [10, 100, 1000, 5000]) {
     ms.count.toFixed(2),
     ms.lookup.toFixed(2),
     (Math.max(ms.count, ms.lookup) / ms.parseHtml).toFixed(2),
+    (ms.today / ms.parse5).toFixed(2),
+    (ms.flat / ms.parse5).toFixed(2),
   ]);
 }
 const header = [
@@ -87,6 +105,8 @@ const header = [
   "count_ms",
   "lookup_ms",
   "query/parse",
+  "page_today/parse5",
+  "page_flat/parse5",
 ];
 console.log(header.join("\t"));
 for (const row of rows) console.log(row.join("\t"));

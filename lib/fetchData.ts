@@ -9,23 +9,35 @@
  * prefix `html` bound to the XHTML namespace. Values go into queries as variables (`text()=$title`),
  * never by string formatting. One way to ask: `fetchData`/`fetchOne` fetch a URL and query it;
  * `queryAll`/`queryOne`/`queryRows` ask the same of a page already fetched.
+ *
+ * Queries are answered from the page's flat tree (lib/native-html.ts's parse, lib/xpath-flat.ts's evaluator)
+ * when the evaluator takes their shape and the answer needs no DOM node; otherwise from `page.document`
+ * (parse5 into linkedom, lib/html.ts), built only then. Both give the same answers (test/xpath-flat.test.ts).
  */
 import { Agent as HttpAgent, type IncomingHttpHeaders, request as httpRequest } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+import { decode, encodingOf } from "./encoding.ts";
+import { formSubmission, FormSubmissionError, type FormValues, type SubmitOptions } from "./form.ts";
 import {
   evaluateXPath,
-  excerpt as documentExcerpt,
-  matchAll,
+  EXCERPT_QUERIES,
+  excerptOf,
+  matchTexts,
   parseHtml,
   stringValue,
   textsOf,
   type Variables,
   type XPathValue,
 } from "./html.ts";
+import { type FlatTree, parseFlat } from "./native-html.ts";
+import { evaluateFlat, flatParent, flatQueryType, flatString } from "./xpath-flat.ts";
 import { CookieJar } from "./cookies.ts";
 import { parseCookieHeader } from "./web.ts";
 
 export { evaluateXPath, parseHtml, type Variables, type XPathValue } from "./html.ts";
+export { decode } from "./encoding.ts";
+export { FormSubmissionError, type FormValue, type FormValues, type SubmitOptions } from "./form.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Sessions and cookies
@@ -39,6 +51,8 @@ export interface RequestRecord {
   url: string;
   status: number;
   ms: number;
+  /** Bytes of the answer's body as they came over the wire: compressed, when the server compressed it. */
+  bytes: number;
   error?: Error;
 }
 
@@ -48,6 +62,8 @@ export interface Session {
   cookies: CookieJar;
   timeoutMs: number;
   maxResponseBytes: number;
+  userAgent: string;
+  acceptLanguage: string;
   onRequest?: (record: RequestRecord) => void;
   nameRequest?: (method: string, url: URL) => string;
 }
@@ -57,9 +73,14 @@ export interface SessionOptions {
   timeoutMs?: number;
   /**
    * The largest answer read, in bytes; a larger one fails its request, naming the URL and the size. Default
-   * 16 MiB: a hundred times a forum page of 1000 threads, and a cap on what a broken page can cost.
+   * 16 MiB: a hundred times a forum page of 1000 threads, and a cap on what a broken page can cost. A compressed
+   * answer is held to it twice: as it arrives, and as it grows when decompressed (a gzip bomb fails the same way).
    */
   maxResponseBytes?: number;
+  /** The User-Agent header. Default `DEFAULT_USER_AGENT`, which names tierload. */
+  userAgent?: string;
+  /** The Accept-Language header. Default `en-US,en;q=0.9`, as a browser set to American English sends. */
+  acceptLanguage?: string;
   /** A raw `Cookie` header to start with, as in the seed: `"sid=abc; lang=en"` (for the base URL's host). */
   cookie?: string;
   onRequest?: (record: RequestRecord) => void;
@@ -74,6 +95,8 @@ export interface SessionOptions {
 }
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+/** Names tierload, in the shape sites that look for "Mozilla/5.0" expect of a browser. */
+export const DEFAULT_USER_AGENT = "Mozilla/5.0 (compatible; tierload/0.1)";
 
 /**
  * What every session created from now on in this thread starts with, under its own options: the load runner
@@ -89,6 +112,8 @@ export function createSession(baseUrl: string, own: SessionOptions = {}): Sessio
     cookies: new CookieJar(),
     timeoutMs: options.timeoutMs ?? 30_000,
     maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+    userAgent: options.userAgent ?? DEFAULT_USER_AGENT,
+    acceptLanguage: options.acceptLanguage ?? "en-US,en;q=0.9",
     onRequest: options.onRequest,
     nameRequest: options.nameRequest,
   };
@@ -117,9 +142,53 @@ export interface Page {
   url: string;
   status: number;
   statusText: string;
+  /** The answer's headers (of the final hop). */
+  headers: IncomingHttpHeaders;
+  /** The body, decompressed and decoded. */
   body: string;
-  /** The parsed tree, built on first use and kept: a page is parsed at most once. */
+  /** The encoding the body was decoded with (a WHATWG name: `utf-8`, `windows-1252`): a form on it is sent in it. */
+  encoding: string;
+  /**
+   * The parsed tree, built on first use and kept: a page is parsed into a DOM at most once. Queries read
+   * the body itself (a flat tree), so changes made to this document are not seen by queryAll and the rest.
+   */
   document: Document;
+}
+
+const flatTrees = new WeakMap<Page, FlatTree>();
+
+/** The page's flat tree, parsed on first use and kept. */
+function flatTree(page: Page): FlatTree {
+  let tree = flatTrees.get(page);
+  if (!tree) {
+    tree = parseFlat(page.body);
+    flatTrees.set(page, tree);
+  }
+  return tree;
+}
+
+/** The texts of the answer to `query` from the flat tree, or undefined where evaluateXPath must answer. */
+function flatTexts(page: Page, query: string, variables?: Variables): string[] | undefined {
+  if (flatQueryType(query) === null) return undefined;
+  const tree = flatTree(page);
+  const value = evaluateFlat(tree, query, variables);
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.map((node) => flatString(tree, node)) : [String(value)];
+}
+
+/** The texts of the answer to `query`: each node's string value, or the one number, string or boolean. */
+function texts(page: Page, query: string, variables?: Variables): string[] {
+  return flatTexts(page, query, variables) ?? textsOf(evaluateXPath(page.document, query, variables));
+}
+
+/** The answer to `query` as evaluateXPath gives it; a node-set's nodes are page.document's. */
+function answer(page: Page, query: string, variables?: Variables): XPathValue {
+  const type = flatQueryType(query);
+  if (type !== null && type !== "nodes") {
+    const value = evaluateFlat(flatTree(page), query, variables);
+    if (value !== undefined && !Array.isArray(value)) return value;
+  }
+  return evaluateXPath(page.document, query, variables);
 }
 
 /** The server answered, but not with 200. Carries the page it answered, for what a person needs to see why. */
@@ -145,7 +214,7 @@ export class RequestError extends Error {
 }
 /** The visible text of a page, collapsed and cut to `max` characters: enough to see the message. */
 export function excerpt(page: Page, max = 300): string {
-  return documentExcerpt(page.document, max);
+  return excerptOf(EXCERPT_QUERIES.map((query) => texts(page, query)), max);
 }
 
 const MAX_REDIRECTS = 10;
@@ -156,23 +225,39 @@ export type Params = Record<string, string | number | boolean>;
  * (so each hop's Set-Cookie is kept, and 303 turns a POST into a GET), a timeout on every hop.
  * Answers with the final page, whatever its status.
  */
-export async function request(
+export function request(
   sessionLike: SessionLike,
   method: "GET" | "POST",
   url: string,
   form?: Params,
 ): Promise<Page> {
-  const session = toSession(sessionLike, url);
+  const body = form ? new TextEncoder().encode(new URLSearchParams(stringify(form)).toString()) : undefined;
+  return navigate(toSession(sessionLike, url), method, url, { body, contentType: body && URLENCODED });
+}
+
+const URLENCODED = "application/x-www-form-urlencoded";
+
+/** What a navigation sends besides its URL: a body, and the page it started from (a form's page), if any. */
+interface Outgoing {
+  body?: Uint8Array;
+  contentType?: string;
+  from?: Page;
+}
+
+async function navigate(session: Session, method: "GET" | "POST", url: string, outgoing: Outgoing): Promise<Page> {
+  // A fragment stays on the page's URL (`thread?id=7#post-9`) and is never sent.
   let target = new URL(url, session.baseUrl);
-  let body: string | undefined = form ? new URLSearchParams(stringify(form)).toString() : undefined;
+  let { body } = outgoing;
+  // A page the user typed in has no initiator; a POST without a page is taken as coming from its own site.
+  const initiator = outgoing.from ? new URL(outgoing.from.url) : body ? target : undefined;
+  let site: FetchSite = initiator ? fetchSite(initiator, target) : "none";
   for (let hop = 0;; hop++) {
     const started = performance.now();
-    const headers: Record<string, string> = { accept: "text/html,*/*;q=0.8" };
-    const cookie = cookieHeader(session, target);
-    if (cookie) headers.cookie = cookie;
+    if (initiator && hop > 0) site = worstSite(site, fetchSite(initiator, target));
+    const headers = browserHeaders(session, target, method, site, outgoing.from, initiator);
     if (body !== undefined) {
-      headers["content-type"] = "application/x-www-form-urlencoded";
-      headers["content-length"] = String(Buffer.byteLength(body));
+      headers["content-type"] = outgoing.contentType ?? URLENCODED;
+      headers["content-length"] = String(body.length);
     }
     let response: Answer;
     try {
@@ -184,23 +269,24 @@ export async function request(
         );
     } catch (cause) {
       const error = new RequestError(method, target.href, (cause as Error).message, { cause });
-      session.onRequest?.({ ...named(session, method, target), status: 0, ms: performance.now() - started, error });
+      const ms = performance.now() - started;
+      session.onRequest?.({ ...named(session, method, target), status: 0, ms, bytes: 0, error });
       throw error;
     }
+    const record = { ...named(session, method, target), status: response.status, bytes: response.wireBytes };
     const setCookie = response.headers["set-cookie"];
     if (setCookie) session.cookies.store(target, setCookie);
     const location = response.headers.location;
     if (response.status >= 300 && response.status < 400 && location) {
-      session.onRequest?.({
-        ...named(session, method, target),
-        status: response.status,
-        ms: performance.now() - started,
-      });
+      session.onRequest?.({ ...record, ms: performance.now() - started });
       if (hop === MAX_REDIRECTS) {
         throw new RequestError(method, target.href, `more than ${MAX_REDIRECTS} redirects`);
       }
       try {
-        target = new URL(location, target);
+        const next: URL = new URL(location, target);
+        // A Location without a fragment keeps the one the request had, as browsers do.
+        if (!next.hash) next.hash = target.hash;
+        target = next;
       } catch {
         throw new RequestError(method, target.href, `its Location header is not a URL: ${JSON.stringify(location)}`);
       }
@@ -210,17 +296,17 @@ export async function request(
       }
       continue;
     }
-    const text = decode(response.body, response.headers["content-type"] ?? null);
-    session.onRequest?.({
-      ...named(session, method, target),
-      status: response.status,
-      ms: performance.now() - started,
-    });
+    const contentType = response.headers["content-type"] ?? null;
+    const encoding = encodingOf(response.body, contentType);
+    const text = decode(response.body, contentType);
+    session.onRequest?.({ ...record, ms: performance.now() - started });
     return {
       url: target.href,
       status: response.status,
       statusText: response.statusText,
+      headers: response.headers,
       body: text,
+      encoding,
       get document() {
         const document = parseHtml(text);
         Object.defineProperty(this, "document", { value: document });
@@ -239,11 +325,131 @@ function named(session: Session, method: string, url: URL): Pick<RequestRecord, 
   return { name: `${method} /${path}`, method, url: url.href };
 }
 
+// ---------------------------------------------------------------------------------------------
+// The headers a browser's navigation sends
+// ---------------------------------------------------------------------------------------------
+
+type FetchSite = "none" | "same-origin" | "same-site" | "cross-site";
+
+const PLATFORMS: Record<string, string> = { darwin: "macOS", linux: "Linux", win32: "Windows", freebsd: "FreeBSD" };
+const CLIENT_HINTS = {
+  "sec-ch-ua": '"tierload";v="0"',
+  "sec-ch-ua-mobile": "?0",
+  "sec-ch-ua-platform": `"${PLATFORMS[process.platform] ?? "Unknown"}"`,
+};
+
+/**
+ * The headers Chromium sends for a navigation (test/forms-chromium.test.ts compares their names): User-Agent,
+ * Accept, Accept-Encoding, Accept-Language, Upgrade-Insecure-Requests, the cookies; for a form's POST, Origin
+ * and Cache-Control; from a page, its Referer under its Referrer-Policy; and to a secure origin (https, or this
+ * machine) the fetch metadata and client hints, which browsers send nowhere else.
+ */
+function browserHeaders(
+  session: Session,
+  target: URL,
+  method: string,
+  site: FetchSite,
+  from: Page | undefined,
+  initiator: URL | undefined,
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (method === "POST") headers["cache-control"] = "max-age=0";
+  const secure = isTrustworthy(target);
+  if (secure) Object.assign(headers, CLIENT_HINTS);
+  headers["upgrade-insecure-requests"] = "1";
+  headers["user-agent"] = session.userAgent;
+  if (method === "POST" && initiator) headers.origin = initiator.origin;
+  headers.accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+  if (secure) {
+    headers["sec-fetch-site"] = site;
+    headers["sec-fetch-mode"] = "navigate";
+    headers["sec-fetch-user"] = "?1";
+    headers["sec-fetch-dest"] = "document";
+  }
+  const referrer = from ? referrerFor(from, target) : undefined;
+  if (referrer) headers.referer = referrer;
+  headers["accept-encoding"] = "gzip, deflate, br";
+  headers["accept-language"] = session.acceptLanguage;
+  const cookie = cookieHeader(session, target);
+  if (cookie) headers.cookie = cookie;
+  return headers;
+}
+
+/** Whether browsers treat the origin as secure: https, or a loopback host. */
+function isTrustworthy(url: URL): boolean {
+  if (url.protocol === "https:" || url.protocol === "wss:") return true;
+  const host = url.hostname;
+  return host === "localhost" || host.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(host) || host === "[::1]";
+}
+
+/** The site of `target` seen from `initiator`; hosts share a site when their last two labels agree. */
+function fetchSite(initiator: URL, target: URL): FetchSite {
+  if (initiator.origin === target.origin) return "same-origin";
+  const site = (url: URL) =>
+    /^[\d.]+$|^\[/.test(url.hostname) ? url.hostname : url.hostname.split(".").slice(-2).join(".");
+  return initiator.protocol === target.protocol && site(initiator) === site(target) ? "same-site" : "cross-site";
+}
+
+function worstSite(a: FetchSite, b: FetchSite): FetchSite {
+  const order: FetchSite[] = ["none", "same-origin", "same-site", "cross-site"];
+  return order[Math.max(order.indexOf(a), order.indexOf(b))];
+}
+
+const REFERRER_POLICIES = new Set([
+  "no-referrer",
+  "no-referrer-when-downgrade",
+  "same-origin",
+  "origin",
+  "strict-origin",
+  "origin-when-cross-origin",
+  "strict-origin-when-cross-origin",
+  "unsafe-url",
+]);
+
+/** The Referer a page's form sends to `target`, by the page's Referrer-Policy (default strict-origin-when-cross-origin). */
+function referrerFor(from: Page, target: URL): string | undefined {
+  const header = String(from.headers["referrer-policy"] ?? "");
+  const policy = header.split(",").map((t) => t.trim().toLowerCase()).filter((t) => REFERRER_POLICIES.has(t)).pop() ??
+    "strict-origin-when-cross-origin";
+  const page = new URL(from.url);
+  page.hash = "";
+  page.username = page.password = "";
+  const full = page.href;
+  const origin = page.origin + "/";
+  const sameOrigin = page.origin === target.origin;
+  const downgrade = page.protocol === "https:" && target.protocol !== "https:";
+  switch (policy) {
+    case "no-referrer":
+      return undefined;
+    case "unsafe-url":
+      return full;
+    case "origin":
+      return origin;
+    case "same-origin":
+      return sameOrigin ? full : undefined;
+    case "strict-origin":
+      return downgrade ? undefined : origin;
+    case "origin-when-cross-origin":
+      return sameOrigin ? full : origin;
+    case "no-referrer-when-downgrade":
+      return downgrade ? undefined : full;
+    default:
+      return sameOrigin ? full : downgrade ? undefined : origin;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One exchange: the bytes, decompressed and capped
+// ---------------------------------------------------------------------------------------------
+
 interface Answer {
   status: number;
   statusText: string;
   headers: IncomingHttpHeaders;
+  /** The body, decompressed. */
   body: Uint8Array;
+  /** How many bytes of body came over the wire. */
+  wireBytes: number;
 }
 
 // node:http with keep-alive agents rather than fetch: a load test sends every request through here,
@@ -258,7 +464,7 @@ function exchange(
   url: URL,
   method: string,
   headers: Record<string, string>,
-  body: string | undefined,
+  body: Uint8Array | undefined,
   { timeoutMs, maxResponseBytes }: Pick<Session, "timeoutMs" | "maxResponseBytes">,
 ): Promise<Answer> {
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
@@ -269,7 +475,10 @@ function exchange(
       fail(new Error(`the answer is larger than the limit of ${bytes(maxResponseBytes)} (${size}; maxResponseBytes)`));
       req.destroy();
     };
-    const req = send(url, { method, headers, agent }, (res) => {
+    // The path as the URL has it: an empty query (`action?`, as a GET form without fields sends) is kept.
+    const path = url.pathname + (url.search || (url.href.split("#")[0].endsWith("?") ? "?" : ""));
+    const options = { protocol: url.protocol, hostname: url.hostname, port: url.port, path, method, headers, agent };
+    const req = send(options, (res) => {
       answered = true;
       const declared = Number(res.headers["content-length"]);
       if (declared > maxResponseBytes) return tooLarge(`Content-Length ${bytes(declared)}`);
@@ -282,11 +491,18 @@ function exchange(
       });
       res.on("end", () => {
         clearTimeout(timer);
+        let decoded: Uint8Array;
+        try {
+          decoded = decompress(Buffer.concat(chunks), res.headers["content-encoding"], maxResponseBytes);
+        } catch (error) {
+          return fail(error as Error);
+        }
         resolve({
           status: res.statusCode ?? 0,
           statusText: res.statusMessage ?? "",
           headers: res.headers,
-          body: Buffer.concat(chunks),
+          body: decoded,
+          wireBytes: size,
         });
       });
       res.on("error", fail);
@@ -311,44 +527,49 @@ function exchange(
   });
 }
 
+/**
+ * Undoes the Content-Encoding (gzip, deflate with or without its zlib wrapper, br; several in turn), holding
+ * each step's output to `max` bytes, so a small answer that decompresses into gigabytes fails instead.
+ */
+function decompress(body: Buffer, contentEncoding: string | undefined, max: number): Uint8Array {
+  const codings = (contentEncoding ?? "").toLowerCase().split(",").map((c) => c.trim())
+    .filter((c) => c && c !== "identity");
+  if (body.length === 0) return body;
+  let data = body;
+  for (const coding of codings.reverse()) {
+    const options = { maxOutputLength: max };
+    try {
+      if (coding === "gzip" || coding === "x-gzip") data = gunzipSync(data, options);
+      else if (coding === "br") data = brotliDecompressSync(data, options);
+      else if (coding === "deflate") {
+        try {
+          data = inflateSync(data, options);
+        } catch (error) {
+          if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw error;
+          data = inflateRawSync(data, options);
+        }
+      } else throw new Error(`the answer is in an encoding tierload cannot decode: Content-Encoding ${coding}`);
+    } catch (error) {
+      const { code, message } = error as { code?: string; message: string };
+      if (code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError) {
+        throw new Error(
+          `the answer is larger than the limit of ${bytes(max)} once decompressed (${coding}, ` +
+            `${bytes(body.length)} on the wire; maxResponseBytes)`,
+        );
+      }
+      if (message.startsWith("the answer")) throw error;
+      throw new Error(`the answer's ${coding} body cannot be decompressed: ${message}`);
+    }
+  }
+  return data;
+}
+
 function bytes(n: number): string {
   return n >= 1024 * 1024 ? `${+(n / 1024 / 1024).toFixed(1)} MiB` : `${n} bytes`;
 }
 
 function stringify(params: Params): Record<string, string> {
   return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)]));
-}
-
-/** Decodes a body by its declared charset (header, then `<meta>` in the first 1024 bytes), as browsers do. */
-export function decode(bytes: Uint8Array, contentType: string | null): string {
-  let label = /charset\s*=\s*["']?([\w-]+)/i.exec(contentType ?? "")?.[1];
-  if (!label) {
-    const head = String.fromCharCode(...bytes.subarray(0, 1024));
-    label = /<meta[^>]+charset\s*=\s*["']?([\w-]+)/i.exec(head)?.[1];
-  }
-  let decoder: TextDecoder;
-  try {
-    decoder = new TextDecoder(label ?? "utf-8");
-  } catch {
-    decoder = new TextDecoder("utf-8");
-  }
-  return decoder.encoding === "windows-1252" ? decodeWindows1252(bytes) : decoder.decode(bytes);
-}
-
-// Node 20's TextDecoder decodes windows-1252 (which the labels latin1 and iso-8859-1 also mean) as
-// ISO-8859-1, leaving 0x80-0x9F as control characters where a browser shows € ‚ ƒ „ … “ ” and so on.
-const WINDOWS_1252_HIGH = "€\x81‚ƒ„…†‡ˆ‰Š‹Œ\x8dŽ\x8f\x90‘’“”•–—˜™š›œ\x9džŸ";
-
-function decodeWindows1252(bytes: Uint8Array): string {
-  let text = "";
-  for (let start = 0; start < bytes.length; start += 8192) {
-    const chunk = Array.from(
-      bytes.subarray(start, start + 8192),
-      (b) => b >= 0x80 && b < 0xa0 ? WINDOWS_1252_HIGH.charCodeAt(b - 0x80) : b,
-    );
-    text += String.fromCharCode(...chunk);
-  }
-  return text;
 }
 
 function ensureOk(method: string, page: Page): Page {
@@ -381,27 +602,33 @@ export class FormNotFoundError extends Error {
 }
 
 /**
- * Submits a form the way a browser does: the page's form found by `formQuery`, its successful
- * controls (hidden fields such as a CSRF token included) overridden by `values`, posted to its action.
+ * Submits a form the way a browser does (see docs/tier3-forms.md): the page's form found by `formQuery`, the
+ * entries a browser would send for it (hidden fields such as a CSRF token included, the pressed button),
+ * `values` in place of the form's own for their names, sent by the form's method, to its action, in its
+ * encoding (urlencoded, multipart with files, or text/plain). Throws unless the final page is a 200.
+ *
+ *   await submitForm(session, page, "//html:form[@id='editform']", { wpTextbox1: "Hi" }, { submitter: "wpSave" });
  */
-export async function submitForm(session: SessionLike, page: Page, formQuery: string, values: Params): Promise<Page> {
+export async function submitForm(
+  session: SessionLike,
+  page: Page,
+  formQuery: string,
+  values: FormValues = {},
+  options: SubmitOptions = {},
+): Promise<Page> {
   const forms = evaluateXPath(page.document, formQuery);
   if (!Array.isArray(forms) || forms.length !== 1) {
     throw new FormNotFoundError(formQuery, page, describeCount(forms));
   }
-  const form = forms[0] as Element;
-  const fields: Params = {};
-  for (const control of Array.from(form.querySelectorAll("input[name], textarea[name], select[name]"))) {
-    const type = (control.getAttribute("type") ?? "text").toLowerCase();
-    if (control.hasAttribute("disabled") || ["submit", "button", "image", "reset", "file"].includes(type)) continue;
-    if ((type === "checkbox" || type === "radio") && !control.hasAttribute("checked")) continue;
-    const value = control.localName === "textarea" ? control.textContent ?? "" : control.getAttribute("value") ?? "";
-    fields[control.getAttribute("name")!] = value;
+  let submission;
+  try {
+    submission = await formSubmission(forms[0] as Element, page, values, options);
+  } catch (cause) {
+    const reason = (cause as Error).message;
+    throw new FormSubmissionError(`Cannot submit the form ${formQuery} on ${page.url}: ${reason}`, { cause });
   }
-  const action = new URL(form.getAttribute("action") ?? "", page.url).href;
-  const method = (form.getAttribute("method") ?? "get").toLowerCase();
-  const merged = { ...fields, ...values };
-  return await (method === "post" ? post(session, action, merged) : fetchPage(session, action, merged));
+  const { method, url, body, contentType } = submission;
+  return ensureOk(method, await navigate(toSession(session, url), method, url, { body, contentType, from: page }));
 }
 
 function describeCount(value: XPathValue): string {
@@ -443,8 +670,9 @@ export async function fetchData(
   variables?: Variables,
 ): Promise<XPathValue | RegExpExecArray[]> {
   const page = await fetchPage(session, url, params);
-  const value = evaluateXPath(page.document, xpathQuery, variables);
-  return regex === undefined ? value : matchAll(value, regex);
+  return regex === undefined
+    ? answer(page, xpathQuery, variables)
+    : matchTexts(texts(page, xpathQuery, variables), regex);
 }
 
 /**
@@ -464,8 +692,8 @@ export async function fetchOne(
 
 /** The one answer to `xpathQuery` (cut by `regex`) on a page already fetched; see `fetchOne`. */
 export function queryOne(page: Page, xpathQuery: string, regex?: RegExp | string, variables?: Variables): string {
-  const value = evaluateXPath(page.document, xpathQuery, variables);
-  const found = regex === undefined ? textsOf(value) : matchAll(value, regex).map((m) => m[1] ?? m[0]);
+  const all = texts(page, xpathQuery, variables);
+  const found = regex === undefined ? all : matchTexts(all, regex).map((m) => m[1] ?? m[0]);
   if (found.length !== 1) {
     const what = regex === undefined ? "" : ` cut by ${String(regex)}`;
     const vars = variables ? ` with ${JSON.stringify(variables)}` : "";
@@ -481,7 +709,7 @@ export function queryOne(page: Page, xpathQuery: string, regex?: RegExp | string
 
 /** The trimmed string value of every node `xpathQuery` selects on a page already fetched. */
 export function queryAll(page: Page, xpathQuery: string, variables?: Variables): string[] {
-  return textsOf(evaluateXPath(page.document, xpathQuery, variables)).map((text) => text.trim());
+  return texts(page, xpathQuery, variables).map((text) => text.trim());
 }
 
 /**
@@ -495,6 +723,44 @@ export function queryAll(page: Page, xpathQuery: string, variables?: Variables):
  * that contains them: a query per row and field cost 150 evaluations for a thread page of 50 posts.
  */
 export function queryRows<K extends string>(
+  page: Page,
+  rowQuery: string,
+  fields: Record<K, string>,
+  variables?: Variables,
+): Record<K, string>[] {
+  return flatRows(page, rowQuery, fields, variables) ?? documentRows(page, rowQuery, fields, variables);
+}
+
+/** queryRows from the flat tree, or undefined where evaluateXPath must answer a query (or raise its error). */
+function flatRows<K extends string>(
+  page: Page,
+  rowQuery: string,
+  fields: Record<K, string>,
+  variables?: Variables,
+): Record<K, string>[] | undefined {
+  const names = Object.keys(fields) as K[];
+  const paths = names.map((name) => `(${rowQuery})/${fields[name]}`);
+  if (flatQueryType(rowQuery) !== "nodes" || paths.some((path) => flatQueryType(path) !== "nodes")) return undefined;
+  const tree = flatTree(page);
+  const rows = evaluateFlat(tree, rowQuery, variables);
+  if (!Array.isArray(rows)) return undefined;
+  const records = rows.map(() => ({}) as Record<K, string>);
+  const index = new Map<number, number>(rows.map((row, i) => [row, i]));
+  for (let f = 0; f < names.length; f++) {
+    const found = evaluateFlat(tree, paths[f], variables);
+    if (!Array.isArray(found)) return undefined;
+    for (const node of found) {
+      let row = node;
+      while (row !== -1 && !index.has(row)) row = flatParent(tree, row);
+      const record = row !== -1 ? records[index.get(row)!] : undefined;
+      if (record && record[names[f]] === undefined) record[names[f]] = flatString(tree, node).trim();
+    }
+    for (const record of records) record[names[f]] ??= "";
+  }
+  return records;
+}
+
+function documentRows<K extends string>(
   page: Page,
   rowQuery: string,
   fields: Record<K, string>,

@@ -535,17 +535,42 @@ export function textsOf(value: XPathValue): string[] {
 
 /** The seed's regex stage: each value matched against `regex`; the matches, with groups, of those that matched. */
 export function matchAll(value: XPathValue, regex: RegExp | string): RegExpExecArray[] {
+  return matchTexts(textsOf(value), regex);
+}
+
+/** The regex stage on texts already read: the matches, with groups, of those that matched. */
+export function matchTexts(texts: string[], regex: RegExp | string): RegExpExecArray[] {
   const pattern = typeof regex === "string"
     ? new RegExp(regex)
     : new RegExp(regex.source, regex.flags.replace("g", ""));
-  return textsOf(value).map((text) => pattern.exec(text)).filter((m): m is RegExpExecArray => m !== null);
+  return texts.map((text) => pattern.exec(text)).filter((m): m is RegExpExecArray => m !== null);
 }
 
-const VISIBLE_TEXT = "//text()[not(ancestor::html:head or ancestor::html:script or ancestor::html:style or " +
-  "ancestor::html:template)]";
+// What a person looks at first on a page that went wrong: its alerts and error messages, then its main content,
+// then the rest. Three queries, so that tier 3 can answer them on its flat tree as it answers any other.
+const UNSEEN = "ancestor::html:head or ancestor::html:script or ancestor::html:style or ancestor::html:template";
+const ALERT = "@role='alert' or contains(@class, 'error') or contains(@class, 'Error') or contains(@class, 'ERROR')";
+const MAIN = "(//html:main | //*[@role='main'])[1]";
+/** The visible text of a page's alerts, of its main content (outside them), and of the rest, in that order. */
+export const EXCERPT_QUERIES = [
+  `//*[${ALERT}]//text()[not(${UNSEEN})]`,
+  `${MAIN}//text()[not(${UNSEEN} or ancestor::*[${ALERT}])]`,
+  `//text()[not(${UNSEEN} or ancestor::*[${ALERT}] or ancestor::html:main or ancestor::*[@role='main'])]`,
+];
 
-/** The visible text of a document, collapsed and cut to `max` characters: enough to see the message. */
+/**
+ * A page's text for a failure message, collapsed and cut to `max` characters: first its alerts and error
+ * messages (`role=alert`, an element whose class says error), then its main content (`<main>`, `role=main`),
+ * then the rest of its visible text (the navigation, the footer), so a site's chrome does not crowd out what
+ * it said.
+ */
 export function excerpt(document: Document, max = 300): string {
-  const text = textsOf(evaluateXPath(document, VISIBLE_TEXT)).join(" ").replace(/\s+/g, " ").trim();
+  return excerptOf(EXCERPT_QUERIES.map((query) => textsOf(evaluateXPath(document, query))), max);
+}
+
+/** EXCERPT_QUERIES' answers, each collapsed, joined and cut to `max` characters. */
+export function excerptOf(parts: string[][], max: number): string {
+  const collapse = (texts: string[]) => texts.join(" ").replace(/\s+/g, " ").trim();
+  const text = parts.map(collapse).filter(Boolean).join(" ");
   return text.length > max ? text.slice(0, max - 1) + "…" : text || "(empty body)";
 }

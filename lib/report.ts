@@ -34,7 +34,17 @@ function requestsSentence(r: Results): string {
     sum("action", "count")
   } ` +
     `actions, ${sum("action", "errors")} failed; ${requests} requests, ${(requests / r.wallSeconds || 0).toFixed(0)} ` +
-    `per second, ${sum("page", "errors")} failed${r.stoppedEarly ? `; stopped early: ${r.stoppedEarly}` : ""}`;
+    `per second, ${sum("page", "errors")} failed${received(r)}${
+      r.stoppedEarly ? `; stopped early: ${r.stoppedEarly}` : ""
+    }`;
+}
+
+/** The bytes of body received on the wire (compressed where the server compressed), where the results count them. */
+function received(r: Results): string {
+  const pages = entriesOf(r, "page");
+  if (pages.length === 0 || pages.some(([, a]) => a.bytes === undefined)) return "";
+  const bytes = pages.reduce((n, [, a]) => n + a.bytes!, 0);
+  return `; ${bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(1)} kB`} received`;
 }
 
 /** The thresholds the verdict applied, each held or breached with what was measured, or that none were set. */
@@ -524,10 +534,12 @@ svg { width: 100%; height: auto; display: block; } .grid { stroke: var(--grid); 
 </head>
 <body>
 <header>
-<h1>${s.scenario ? `${escapeHtml(s.scenario)}: ` : "tierload: "}${escapeHtml(s.users)} users x ${
+<h1>tierload: ${escapeHtml(s.users)} users x ${
     escapeHtml(s.actions)
   } actions <span class="verdict ${verdict}">${verdict}</span></h1>
-<p class="muted">${escapeHtml(headline(r))} &middot; ${new Date(r.startedAt).toISOString()} &middot;
+<p class="muted">${s.scenario ? `Scenario ${escapeHtml(s.scenario)} &middot; ` : ""}${
+    escapeHtml(headline(r))
+  } &middot; ${new Date(r.startedAt).toISOString()} &middot;
 ${escapeHtml(requestsSentence(r))} &middot; seed ${escapeHtml(s.seed)} &middot;
 instance${r.instances.length > 1 ? "s" : ""} ${escapeHtml(r.instances.join(", "))}</p>
 </header>

@@ -40,6 +40,8 @@ interface Metric {
   kind: Kind;
   count: number;
   errors: number;
+  /** Bytes of body received on the wire (compressed as they came), for page loads. */
+  bytes: number;
   histogram: Histogram;
   failures: Failure[];
 }
@@ -105,6 +107,7 @@ export class Recorder {
         }
         : undefined;
       this.add(record.name, "page", record.ms, failure);
+      this.metrics.get(record.name)!.bytes += record.bytes;
       const second = this.second();
       second.requests++;
       if (failed) second.errors++;
@@ -190,7 +193,9 @@ export class Recorder {
 
 function metricOf(metrics: Map<string, Metric>, name: string, kind: Kind): Metric {
   let metric = metrics.get(name);
-  if (!metric) metrics.set(name, metric = { kind, count: 0, errors: 0, histogram: histogram(), failures: [] });
+  if (!metric) {
+    metrics.set(name, metric = { kind, count: 0, errors: 0, bytes: 0, histogram: histogram(), failures: [] });
+  }
   return metric;
 }
 
@@ -274,6 +279,8 @@ export interface ActionResult {
   kind: Kind;
   count: number;
   errors: number;
+  /** For page loads: bytes of body received on the wire. */
+  bytes?: number;
   histogram: string;
   summary: Summary;
   failures: Failure[];
@@ -438,6 +445,7 @@ export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
     kind: m.kind,
     count: m.count,
     errors: m.errors,
+    ...(m.kind === "page" ? { bytes: m.bytes } : {}),
     histogram: hdr.encodeIntoCompressedBase64(m.histogram),
     summary: summarize(m.histogram, m.count, m.errors, wallSeconds),
     failures: m.failures,
@@ -675,6 +683,7 @@ export function combine(all: Results[]): Facts {
       const m = metricOf(metrics, name, a.kind);
       m.count += a.count;
       m.errors += a.errors;
+      m.bytes += a.bytes ?? 0;
       m.histogram.add(hdr.decodeFromCompressedBase64(a.histogram));
       m.failures.push(...a.failures.slice(0, FAILURES_KEPT - m.failures.length));
     }

@@ -17,6 +17,7 @@ import type { AddressInfo } from "node:net";
 import { availableParallelism, platform } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import { Option } from "commander";
 import pg from "pg";
 import { command, integer, isMain, runMain, scriptArgs } from "../lib/cli.ts";
@@ -488,7 +489,18 @@ ${csrfInput(ctx)}<input type="hidden" name="${idField}" value="${id}">${fields}
 </form>`;
 }
 
+/** Whether the client takes gzip: Accept-Encoding names it (or `*`) without q=0. */
+function acceptsGzip(req: IncomingMessage): boolean {
+  return String(req.headers["accept-encoding"] ?? "").split(",").some((item) => {
+    const [coding, ...params] = item.trim().toLowerCase().split(";").map((p) => p.trim());
+    const q = params.find((p) => p.startsWith("q="));
+    return (coding === "gzip" || coding === "*") && (q === undefined || Number(q.slice(2)) > 0);
+  });
+}
+
+/** Sends a page, gzipped (at zlib's default level, as a web server's gzip does) to a client that takes it. */
 function send(ctx: Context, status: number, html: string): void {
+  const gzip = acceptsGzip(ctx.req);
   ctx.res.writeHead(status, {
     ...ctx.headers,
     "content-type": "text/html; charset=utf-8",
@@ -500,8 +512,10 @@ function send(ctx: Context, status: number, html: string): void {
       "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'",
     "x-frame-options": "DENY",
     "referrer-policy": "same-origin",
+    vary: "accept-encoding",
+    ...(gzip ? { "content-encoding": "gzip" } : {}),
   });
-  ctx.res.end(html);
+  ctx.res.end(gzip ? gzipSync(html) : html);
 }
 
 function redirect(ctx: Context, location: string): void {

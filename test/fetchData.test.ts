@@ -358,14 +358,14 @@ describe("over HTTP", () => {
     assert.equal(await fetchOne("sid=raw; x=1", base + "echo", "//html:p[@class='cookie']"), "sid=raw; x=1");
   });
 
-  test("a non-200 throws an error with the method, URL, status and the page's text", async () => {
+  test("a non-200 throws an error with the method, URL, status and the page's text, its error first", async () => {
     const error = await fetchData(createSession(base), "broken", "//html:p").catch((e) => e);
     assert.ok(error instanceof HttpError);
     assert.equal(error.status, 500);
     assert.equal(error.url, base + "broken");
     assert.match(
       error.message,
-      /^GET http:\/\/127\.0\.0\.1:\d+\/app\/broken answered 500 Internal Server Error: Internal error database is down$/,
+      /^GET http:\/\/127\.0\.0\.1:\d+\/app\/broken answered 500 Internal Server Error: database is down Internal error$/,
     );
     assert.match(error.page.body, /<p class=error>database is down/);
   });

@@ -94,7 +94,8 @@ test("a failing run exits 1 and its report shows the step, URL, status and page"
     assert.match(run.stdout, /^✗ a reply adds one post to the thread, and the stated count agrees \(\d+ ms\)$/m);
     assert.match(run.stdout, /^ {4}url: +http:\/\/127\.0\.0\.1:\d+\/myapp\/thread\?id=\d+$/m);
     assert.match(run.stdout, /^ {4}status: 200$/m);
-    assert.match(run.stdout, /^ {4}page: +Forums Logged in as u\w+ .*1 posts/m);
+    // The page's main content first, then its navigation (who is logged in).
+    assert.match(run.stdout, /^ {4}page: +General .*1 posts.* Forums Logged in as u\w+/m);
     assert.match(run.stdout, /\n0 passed, 1 failed\n$/);
   } finally {
     await forum.stop();

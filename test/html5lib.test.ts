@@ -2,10 +2,9 @@
 // (document cases, scripting off). Data: test/html5lib-tests, MIT, see its LICENSE and SOURCE.txt.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { type Case, documentCases } from "./html5lib-cases.ts";
 import { parseHtml } from "../lib/fetchData.ts";
 
-const DIR = new URL("./html5lib-tests/tree-construction/", import.meta.url);
 const NAMESPACE_DESIGNATORS: Record<string, string> = {
   "http://www.w3.org/2000/svg": "svg ",
   "http://www.w3.org/1998/Math/MathML": "math ",
@@ -13,42 +12,6 @@ const NAMESPACE_DESIGNATORS: Record<string, string> = {
   "http://www.w3.org/XML/1998/namespace": "xml ",
   "http://www.w3.org/2000/xmlns/": "xmlns ",
 };
-
-interface Case {
-  /** `file:n`: the n-th test (from 1) of the file, counting every #data block. */
-  id: string;
-  file: string;
-  data: string;
-  expected: string;
-}
-
-function documentCases(): Case[] {
-  const cases: Case[] = [];
-  for (const file of readdirSync(DIR).filter((f) => f.endsWith(".dat")).sort()) {
-    const text = readFileSync(new URL(file, DIR), "utf8");
-    for (const [n, block] of text.split(/^#data\n/m).slice(1).entries()) {
-      const sections = new Map<string, string>();
-      let name = "#data";
-      const lines: string[] = [];
-      for (const line of block.split("\n")) {
-        if (/^#(errors|new-errors|document-fragment|script-off|script-on|document)$/.test(line)) {
-          sections.set(name, lines.join("\n"));
-          lines.length = 0;
-          name = line;
-        } else lines.push(line);
-      }
-      sections.set(name, lines.join("\n"));
-      if (sections.has("#document-fragment") || sections.has("#script-on")) continue;
-      cases.push({
-        id: `${file}:${n + 1}`,
-        file,
-        data: sections.get("#data")!,
-        expected: sections.get("#document")!.replace(/\n+$/, ""),
-      });
-    }
-  }
-  return cases;
-}
 
 /** The html5lib dump format: one line a node, two spaces of indent per ancestor, attributes sorted. */
 export function dump(document: Document): string {
@@ -116,10 +79,10 @@ test("parseHtml() builds the browser's tree in every html5lib document case but 
     `html5lib tree construction: ${passed}/${total} document cases (${((passed / total) * 100).toFixed(1)} %)`,
   );
   assert.ok(total > 1000, `expected the whole suite, found ${total} cases`);
-  const missed = failures.map((c) => c.id);
-  const newMisses = failures.filter((c) => !KNOWN_MISSES.includes(c.id));
+  const missed = failures.map((c) => c.name);
+  const newMisses = failures.filter((c) => !KNOWN_MISSES.includes(c.name));
   assert.deepEqual(
-    newMisses.map((c) => c.id),
+    newMisses.map((c) => c.name),
     [],
     `new misses; the first:\n${newMisses[0]?.data}\nexpected:\n${newMisses[0]?.expected}`,
   );

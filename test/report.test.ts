@@ -49,7 +49,7 @@ test("the report holds the verdict, a row per action and page load, five charts 
     (evaluateXPath(doc, "//html:figure/html:figcaption") as Node[]).map((n) => n.textContent),
     [
       "Requests and failures per second",
-      "Latency per action, p50 and p99",
+      "Latency per action, p50 (solid) and p99 (dashed), log scale",
       "Active users",
       "PostgreSQL connections, held and active",
       "Latency distribution per action",
@@ -102,7 +102,7 @@ test("Chromium renders it, light, dark and narrow, without a console error", asy
     const dom = await chromium(["--dump-dom"]);
     const rendered = parseHtml(dom.stdout);
     assert.equal(
-      evaluateXPath(rendered, "count(//html:figure[@class='chart']//*[local-name()='svg'])"),
+      evaluateXPath(rendered, "count(//html:figure[@class='chart']/*[local-name()='svg'])"),
       5,
       dom.stderr.slice(-2000),
     );
