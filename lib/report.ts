@@ -179,18 +179,41 @@ function instancesSentences(r: Results): { text: string; bad: boolean }[] {
   return sentences;
 }
 
+/**
+ * What PostgreSQL held and used: connections held (fewest and most), the backends that served the run,
+ * the most active at once, max_connections, the application's pool; the backends' memory and files.
+ */
 function postgresSentence(r: Results): string {
   const p = r.postgres;
+  const pool = p.pool ? `the application's pool: ${p.pool.size}, ${p.pool.mode}` : "";
   if (!p.sampled) {
-    return `PostgreSQL: not sampled${p.error ? ` (${p.error})` : " (give --database-url to sample pg_stat_activity)"}`;
+    return `PostgreSQL: not sampled${p.error ? ` (${p.error})` : " (give --database-url to sample pg_stat_activity)"}${
+      pool ? `; ${pool}` : ""
+    }`;
   }
-  const held = p.pool !== undefined && p.peakBackends >= p.pool
-    ? `: ${r.settings.users} users held ${p.peakBackends} connections`
-    : "";
-  return `PostgreSQL: peak ${p.peakBackends} client backends, max_connections ${p.maxConnections}${
-    p.pool ? `, pool ${p.pool}` : ""
-  }${held}`;
+  if (!p.held) {
+    return `PostgreSQL: peak ${p.peakBackends} client backends, max_connections ${p.maxConnections}`;
+  }
+  const held = p.held.min === p.held.max
+    ? `held ${p.held.max} connections throughout`
+    : `held ${p.held.min} to ${p.held.max} connections`;
+  const hidden = p.hidden ? ` (${p.hidden} hidden from the sampler's role: grant it pg_read_all_stats)` : "";
+  const parts = [
+    `${held}${pool ? ` (${pool})` : ""}`,
+    `${p.served} served the run's queries${hidden}`,
+    `at most ${p.activePeak} active at once`,
+    `max_connections ${p.maxConnections}`,
+  ];
+  const m = p.processes;
+  const processes = m
+    ? `backends' memory ${megabytes(m.pssBytes)} PSS (${m.count} backends, ${
+      megabytes(m.pssBytes / m.count)
+    } each), open files per backend ${m.files.min} / ${m.files.median} / ${m.files.max} (min / median / max)`
+    : `backends' memory and files not read${p.processesError ? ` (${p.processesError})` : ""}`;
+  return `PostgreSQL: ${parts.join(", ")}; ${processes}${p.note ? `; ${p.note}` : ""}`;
 }
+
+const megabytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
 
 /** The end-state check's finding, and whether it is a bad one; a check that did not run found nothing. */
 function checkSentence(r: Results): { text: string; bad: boolean } {
@@ -613,12 +636,17 @@ export function renderReport(r: Results): string {
         : []),
     ], seconds),
     p.sampled
-      ? lineChart("PostgreSQL client backends", "backends", [
-        { name: "client backends", points: at((x) => x.pgBackends) },
+      ? lineChart("PostgreSQL connections, held and active", "backends", [
+        { name: "held", points: at((x) => x.pgBackends) },
+        ...(r.timeline.some((x) => x.pgActive !== undefined)
+          ? [{ name: "active", points: at((x) => x.pgActive ?? 0) }]
+          : []),
         { name: `max_connections ${p.maxConnections}`, points: at(() => p.maxConnections), dashed: true },
-        ...(p.pool ? [{ name: `pool ${p.pool}`, points: at(() => p.pool!), dashed: true }] : []),
+        ...(p.pool
+          ? [{ name: `${p.pool.mode} pool ${p.pool.size}`, points: at(() => p.pool!.size), dashed: true }]
+          : []),
       ], seconds)
-      : `<figure class="chart"><figcaption>PostgreSQL client backends</figcaption><p class="empty">${
+      : `<figure class="chart"><figcaption>PostgreSQL connections, held and active</figcaption><p class="empty">${
         escapeHtml(postgresSentence(r))
       }.</p></figure>`,
     lineChart(

@@ -15,7 +15,7 @@ import * as hdr from "hdr-histogram-js";
 import type { RequestRecord } from "./fetchData.ts";
 import { histogram, microseconds } from "./histogram.ts";
 import { bucketOf, type MetricCounts } from "./metrics.ts";
-import type { LoopLoad } from "./samplers.ts";
+import type { BackendProcesses, LoopLoad, PgFindings } from "./samplers.ts";
 import { type Judged, judgeThresholds, type Threshold } from "./thresholds.ts";
 
 /** Above this share of a core (the generator's JavaScript) or of the machine, that was the limit. */
@@ -85,6 +85,7 @@ interface Second {
   due: number;
   arrivals: number;
   dropped: number;
+  pgActive: number;
 }
 
 /** Everything a run measures, as it happens. */
@@ -108,6 +109,7 @@ export class Recorder {
       this.arrivals = { ...arrivals, due: 0, started: 0, droppedBusy: 0, droppedLate: 0, lateness: histogram() };
     }
   }
+  pgActive = 0;
   /** Bucket bounds in ms, when live metrics count each latency into buckets (--metrics-port). */
   bounds?: number[];
   private readonly live = new Map<string, MetricCounts>();
@@ -131,11 +133,13 @@ export class Recorder {
         due: 0,
         arrivals: 0,
         dropped: 0,
+        pgActive: 0,
       };
       this.seconds.set(now, second);
     }
     second.activeUsers = Math.max(second.activeUsers, this.activeUsers);
     second.pgBackends = Math.max(second.pgBackends, this.pgBackends);
+    second.pgActive = Math.max(second.pgActive, this.pgActive);
     return second;
   }
 
@@ -220,6 +224,7 @@ export class Recorder {
       activeUsers: s.activeUsers,
       pgBackends: s.pgBackends,
       ...(this.arrivals ? { due: s.due, arrivals: s.arrivals, dropped: s.dropped } : {}),
+      pgActive: s.pgActive,
       actions: Object.fromEntries(
         [...s.actions].map(([name, h]) => {
           const c = s.corrected.get(name);
@@ -424,17 +429,20 @@ export interface Results {
     p99: number;
     max: number;
     activeUsers: number;
+    /** PostgreSQL's client backends connected (held), the most at one look in this second. */
     pgBackends: number;
     /** Open model: arrivals that fell due in this second, were started, and were dropped. */
     due?: number;
     arrivals?: number;
     dropped?: number;
+    /** Of them, the most running a statement at one look (state 'active'); results before 2026-12 lack it. */
+    pgActive?: number;
     /** Per action, the actions that ended in this second (and, in runs with due times, their corrected latencies). */
     actions: Record<string, { count: number; p50: number; p99: number; correctedP50?: number; correctedP99?: number }>;
   }[];
   /** The open model's arrivals; absent in the closed model. */
   open?: OpenResults;
-  postgres: { sampled: boolean; peakBackends: number; maxConnections: number; pool?: number; error?: string };
+  postgres: PostgresResults;
   generator: {
     cpuSeconds: number;
     cpuMsPerRequest: number;
@@ -457,6 +465,60 @@ export interface Results {
   /** Each threshold, held or breached, with what was measured. */
   thresholds: Judged[];
   verdict: { ok: boolean; reasons: string[] };
+}
+
+/**
+ * The connections an application declares it holds (StartedApp's `pool`): a fixed pool opens them all at
+ * start and must hold them throughout the run; an on-demand pool opens them as requests need them.
+ */
+export interface PoolDeclaration {
+  size: number;
+  mode: "fixed" | "on-demand";
+  /** The connections it held when it was ready. */
+  held?: number;
+  /** Why it holds fewer than its size, in the application's words (max_connections, open files, ...). */
+  shortfall?: string;
+}
+
+/** What PostgreSQL showed during the run; every field but the first three is missing from older results. */
+export interface PostgresResults {
+  sampled: boolean;
+  /** The most client backends connected at one look (held.max). */
+  peakBackends: number;
+  maxConnections: number;
+  /** The connections the application the tool started declared it holds. */
+  pool?: PoolDeclaration;
+  /** Client backends connected, fewest and most over the run (the samplers' own left out). */
+  held?: { min: number; max: number };
+  /** Distinct backends that ran at least one statement during the run (query_start moved past its start). */
+  served?: number;
+  /** Their process ids, when one server was sampled: a merge unites them exactly. */
+  servedPids?: number[];
+  /** The server run sampled (address, port, start time), or "N servers" in a merge of several. */
+  server?: string;
+  /** The most backends in state 'active' at one look. */
+  activePeak?: number;
+  /** Backends whose activity the sampler's role may not see: `served` leaves them out. */
+  hidden?: number;
+  /** The backends' memory and open files, read from /proc where the database is on this machine. */
+  processes?: BackendProcesses;
+  /** Why the backends' processes were not read. */
+  processesError?: string;
+  /** Why PostgreSQL was not sampled (a --database-url that could not be reached), or its first failed look. */
+  error?: string;
+  /** In a merge: what could not be combined exactly. */
+  note?: string;
+}
+
+/** The results' PostgreSQL part for one run: what the sampler found (or why there was none) and the app's pool. */
+export function postgresResults(
+  findings: PgFindings | null,
+  error: string | undefined,
+  pool: PoolDeclaration | undefined,
+): PostgresResults {
+  if (!findings) return { sampled: false, peakBackends: 0, maxConnections: 0, pool, error };
+  const { servedPids, ...rest } = findings;
+  return { sampled: true, peakBackends: findings.held.max, ...rest, pool, served: servedPids.length, servedPids };
 }
 
 /** One instance of a run: which of how many (--instances, --index), and its start against the planned one. */
@@ -612,6 +674,8 @@ function judge(results: Omit<Results, "verdict">, thresholdReasons: string[]): R
     }
   }
   if (results.stoppedEarly) reasons.push(`the run stopped early: ${results.stoppedEarly}`);
+  const pool = poolReason(results.postgres);
+  if (pool) reasons.push(pool);
   const merged = results.merged;
   if (merged?.missing.length) {
     reasons.push(
@@ -644,6 +708,29 @@ export function droppedWhy(open: OpenResults): string {
 export function lateness(open: OpenResults): { p50: number; p99: number; max: number } {
   const h = hdr.decodeFromCompressedBase64(open.lateness);
   return { p50: percentile(h, 50), p99: percentile(h, 99), max: h.maxValue / 1000 };
+}
+
+/**
+ * A fixed pool passes only when its connections were held throughout the run: the fewest held at any
+ * look was at least its size. Otherwise the reason names the shortfall and its cause, in the
+ * application's words where it gave them.
+ */
+function poolReason(p: PostgresResults): string | null {
+  const pool = p.pool;
+  if (pool?.mode !== "fixed") return null;
+  const cause = pool.shortfall ??
+    (p.maxConnections > 0 && p.maxConnections < pool.size
+      ? `max_connections is ${p.maxConnections}, below the pool's size`
+      : "the application's log may say why");
+  if (!p.sampled || !p.held) {
+    const at = pool.held !== undefined && pool.held < pool.size ? `; it held ${pool.held} at start: ${cause}` : "";
+    return `the fixed pool of ${pool.size} connections: not checked (PostgreSQL was not sampled${
+      p.error ? `: ${p.error}` : ""
+    })${at}`;
+  }
+  if (p.held.min >= pool.size) return null;
+  const held = p.held.min === p.held.max ? `${p.held.min}` : `${p.held.min} to ${p.held.max}`;
+  return `the fixed pool of ${pool.size} connections was not held throughout: ${held} held: ${cause}`;
 }
 
 /** A URL without its password (`postgresql://user:***@host/db`), for anything printed or saved. */
@@ -793,11 +880,7 @@ export function combine(all: Results[]): Facts {
     metrics,
     timeline,
     open: combineArrivals(all.map((r) => r.open)),
-    postgres: {
-      sampled: all.some((r) => r.postgres.sampled),
-      peakBackends: Math.max(...all.map((r) => r.postgres.peakBackends), ...timeline.map((t) => t.pgBackends)),
-      maxConnections: Math.max(...all.map((r) => r.postgres.maxConnections)),
-    },
+    postgres: combinePostgres(all.map((r) => r.postgres), timeline),
     generator: {
       cpuSeconds: all.reduce((n, r) => n + r.generator.cpuSeconds, 0),
       coreShare: worst((g) => g.coreShare),
@@ -829,6 +912,64 @@ function combineArrivals(all: (OpenResults | undefined)[]): OpenResults | undefi
     maxActive: sum("maxActive"),
     maxLatenessMs: Math.max(...present.map((o) => o.maxLatenessMs)),
     seconds: Math.max(...present.map((o) => o.seconds)),
+  };
+}
+
+/**
+ * What several instances saw of PostgreSQL. Instances that sampled one server combine exactly: held is
+ * the fewest and most at any of their looks, the active peak the most at one look, served the union of
+ * the backends' process ids, memory and files the look with the most memory. Served backends of
+ * different servers add up; their held and active counts, looked at in different moments, cannot, so
+ * the merge gives the largest server's and says so.
+ */
+function combinePostgres(all: PostgresResults[], timeline: Results["timeline"]): PostgresResults {
+  const sampled = all.filter((p) => p.sampled);
+  const pools = new Set(all.map((p) => JSON.stringify(p.pool ?? null)));
+  const combined: PostgresResults = {
+    sampled: sampled.length > 0,
+    peakBackends: Math.max(...all.map((p) => p.peakBackends), ...timeline.map((t) => t.pgBackends)),
+    maxConnections: Math.max(...all.map((p) => p.maxConnections)),
+    pool: pools.size === 1 ? all[0].pool : undefined,
+    error: all.map((p) => p.error).find(Boolean),
+  };
+  const detailed = sampled.filter((p) => p.held);
+  if (detailed.length === 0) return combined;
+  const servers = new Map<string, PostgresResults[]>();
+  for (const p of detailed) servers.set(p.server ?? "", [...servers.get(p.server ?? "") ?? [], p]);
+  const perServer = [...servers.values()].map((ps) => {
+    const pids = ps.every((p) => p.servedPids) ? new Set(ps.flatMap((p) => p.servedPids!)) : null;
+    const biggest = ps.filter((p) => p.processes).sort((a, b) => b.processes!.pssBytes - a.processes!.pssBytes)[0];
+    return {
+      held: { min: Math.min(...ps.map((p) => p.held!.min)), max: Math.max(...ps.map((p) => p.held!.max)) },
+      activePeak: Math.max(...ps.map((p) => p.activePeak ?? 0)),
+      served: pids ? pids.size : Math.max(...ps.map((p) => p.served ?? 0)),
+      exactServed: pids !== null,
+      servedPids: pids ? [...pids].sort((a, b) => a - b) : undefined,
+      hidden: Math.max(...ps.map((p) => p.hidden ?? 0)),
+      processes: biggest?.processes,
+      processesError: biggest ? undefined : ps.map((p) => p.processesError).find(Boolean),
+    };
+  });
+  const largest = perServer.sort((a, b) => b.held.max - a.held.max)[0];
+  const notes = [
+    ...(perServer.some((s) => !s.exactServed)
+      ? ["served is the largest instance's, as results without the backends' ids cannot be united"]
+      : []),
+    ...(perServer.length > 1
+      ? [
+        `the instances sampled ${perServer.length} servers: served adds up; held, the active peak, memory and ` +
+        `files are the largest server's, as looks at different servers cannot be added`,
+      ]
+      : []),
+  ];
+  const { exactServed: _, ...figures } = largest;
+  return {
+    ...combined,
+    ...figures,
+    served: perServer.reduce((n, s) => n + s.served, 0),
+    servedPids: perServer.length === 1 ? largest.servedPids : undefined,
+    server: perServer.length === 1 ? detailed[0].server : `${perServer.length} servers`,
+    note: notes.length ? notes.join("; ") : undefined,
   };
 }
 
@@ -896,6 +1037,7 @@ export function mergeTimelines(timelines: Results["timeline"][]): Results["timel
     t.p99 = Math.max(t.p99, point.p99);
     t.max = Math.max(t.max, point.max);
     t.pgBackends = Math.max(t.pgBackends, point.pgBackends);
+    if (point.pgActive !== undefined) t.pgActive = Math.max(t.pgActive ?? 0, point.pgActive);
   }
   return [...merged.values()].sort((a, b) => a.t - b.t);
 }

@@ -15,6 +15,7 @@ import {
   combine,
   type EndCheck,
   mergeTimelines,
+  postgresResults,
   Recorder,
   redactUrl,
   type Results,
@@ -69,6 +70,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   let workers: UserThread[] = [];
   let sampler: PgSampler | null = null;
   let metrics: MetricsServer | null = null;
+  let samplerError: string | undefined;
   let stoppedEarly: string | undefined;
   try {
     if (!options.url) log(`Starting the application for this run (no --url given)`);
@@ -94,11 +96,13 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     });
     const databaseUrl = options.databaseUrl ?? app?.databaseUrl;
     sampler = databaseUrl
-      ? await samplePostgres(databaseUrl, (backends) => {
-        recorder.pgBackends = backends;
+      ? await samplePostgres(databaseUrl, (sample) => {
+        recorder.pgBackends = sample.held;
+        recorder.pgActive = sample.active;
         recorder.second();
       }).catch((error) => {
-        log(`warning: cannot sample PostgreSQL: ${error.message}`);
+        samplerError = `cannot connect to ${redactUrl(databaseUrl)}: ${error.message}`;
+        log(`warning: cannot sample PostgreSQL: ${samplerError}`);
         return null;
       })
       : null;
@@ -211,12 +215,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
       interrupted,
       stoppedEarly,
       timeline: mergeTimelines([combined.timeline, recorder.timeline()]),
-      postgres: {
-        sampled: sampler !== null,
-        peakBackends: sampler?.peak ?? 0,
-        maxConnections: sampler?.maxConnections ?? 0,
-        error: sampler?.error,
-      },
+      postgres: postgresResults(sampler?.findings() ?? null, samplerError, app?.pool),
       generator: {
         cpuSeconds,
         coreShare,

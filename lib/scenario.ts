@@ -19,10 +19,10 @@
  * `scenario()` itself is in lib/load-cli.ts, with the command line it runs.
  */
 import type { Command } from "commander";
-import type { EndCheck } from "./results.ts";
+import type { EndCheck, PoolDeclaration } from "./results.ts";
 import type { Threshold } from "./thresholds.ts";
 
-export type { EndCheck } from "./results.ts";
+export type { EndCheck, PoolDeclaration } from "./results.ts";
 
 /**
  * What the tool's options mean for one run (lib/load-options.ts reads them from the command line); a
@@ -83,6 +83,12 @@ export interface StartedApp {
   databaseUrl?: string;
   /** What the report calls it: "the reference shop". */
   name?: string;
+  /**
+   * The PostgreSQL connections it holds. With `mode: "fixed"` the run passes only if at least `size`
+   * client backends were connected at every look of the sampler; `shortfall` gives the cause when the
+   * application knows it held fewer at start.
+   */
+  pool?: PoolDeclaration;
   stop(): Promise<void>;
   /** Settles, saying how, if the application's process ends before it is stopped: the run then stops. */
   ended?: Promise<string>;

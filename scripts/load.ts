@@ -2,14 +2,16 @@
  * The forum's load test: the seed's loop with every user at once. Each of N users signs up, logs in, then
  * acts M times (9 in 10 a reply to an existing thread, otherwise a new thread), through the same adapter
  * as the functional suite (lib/forum.ts); then every write the run counted is looked for on the forum.
- * With no --url it starts the reference forum in its own process, with a pool of 1000 PostgreSQL
- * connections. The load tool itself (workers, instances, Kubernetes, merge, verdict, reports) is lib/'s.
+ * With no --url it starts the reference forum in its own process, holding a fixed pool of 1000
+ * PostgreSQL connections (the run passes only if all 1000 are held throughout). The load tool itself
+ * (workers, instances, Kubernetes, merge, verdict, reports) is lib/'s.
  *
  *   npx tsx scripts/load.ts                      # or: deno run -A scripts/load.ts (npm start)
  *   npx tsx scripts/load.ts --users 200 --actions 5 --json run.json --max-error-rate 0.01 --max-p99 2000
  *   npx tsx scripts/load.ts --merge a.json b.json --json all.json
  *   npx tsx scripts/load.ts --kubernetes-job --url http://app/myapp/ --users 3000 --instances 3 > job.yaml
  */
+import { Option } from "commander";
 import { integer, number, scenario } from "../lib/tierload.ts";
 import {
   createNewThread,
@@ -23,13 +25,14 @@ import {
   visit,
   type Written,
 } from "../lib/forum.ts";
-import { spawnForum } from "./forum-server.ts";
+import { POOL_MODES, type PoolMode, spawnForum } from "./forum-server.ts";
 
 /** The forum scenario's own options, beside the tool's (--users, --actions, --url, ...). */
 interface ForumOptions {
   replyShare: number;
   forum: string;
   pool: number;
+  poolMode: PoolMode;
 }
 
 /** What every user needs to know before the run: the forum they post in, and its counts before. */
@@ -47,9 +50,16 @@ export default scenario<ForumOptions, Before, Written>(import.meta, {
     command
       .option("--reply-share <fraction>", "share of actions that reply to an existing thread", number(0, 1), 0.9)
       .option("--forum <name>", "the forum whose threads users reply to and start", "Other")
-      .option("--pool <n>", "the reference forum's PostgreSQL pool", integer(1, 10_000), 1000),
+      .option("--pool <n>", "the reference forum's PostgreSQL connections", integer(1, 10_000), 1000)
+      .addOption(
+        new Option("--pool-mode <mode>", "fixed: opened at start, held and all used; on-demand: pg's Pool")
+          .choices(POOL_MODES).default("fixed"),
+      ),
   about: (options) => `reply share ${options.replyShare}`,
-  start: async (options) => ({ ...await spawnForum(options.pool), name: "the reference forum" }),
+  start: async (options) => ({
+    ...await spawnForum(options.pool, { poolMode: options.poolMode }),
+    name: "the reference forum",
+  }),
 
   async setup({ url, options }) {
     const visitor = visit(url);

@@ -51,7 +51,7 @@ test("the report holds the verdict, a row per action and page load, five charts 
       "Requests and failures per second",
       "Latency per action, p50 (solid) and p99 (dashed), log scale",
       "Active users",
-      "PostgreSQL client backends",
+      "PostgreSQL connections, held and active",
       "Latency distribution per action",
     ],
   );
