@@ -14,9 +14,9 @@
  * when the evaluator takes their shape and the answer needs no DOM node; otherwise from `page.document`
  * (parse5 into linkedom, lib/html.ts), built only then. Both give the same answers (test/xpath-flat.test.ts).
  */
-import { Agent as HttpAgent, type IncomingHttpHeaders, request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+import type { IncomingHttpHeaders } from "node:http";
+import { type Answer, exchange } from "./exchange.ts";
+import { browserHeaders, type FetchSite, fetchSite, worstSite } from "./headers.ts";
 import { decode, encodingOf } from "./encoding.ts";
 import { formSubmission, FormSubmissionError, type FormValues, type SubmitOptions } from "./form.ts";
 import {
@@ -254,7 +254,14 @@ async function navigate(session: Session, method: "GET" | "POST", url: string, o
   for (let hop = 0;; hop++) {
     const started = performance.now();
     if (initiator && hop > 0) site = worstSite(site, fetchSite(initiator, target));
-    const headers = browserHeaders(session, target, method, site, outgoing.from, initiator);
+    const headers = browserHeaders(
+      { userAgent: session.userAgent, acceptLanguage: session.acceptLanguage, cookie: cookieHeader(session, target) },
+      target,
+      method,
+      site,
+      outgoing.from,
+      initiator,
+    );
     if (body !== undefined) {
       headers["content-type"] = outgoing.contentType ?? URLENCODED;
       headers["content-length"] = String(body.length);
@@ -323,249 +330,6 @@ function named(session: Session, method: string, url: URL): Pick<RequestRecord, 
     ? url.href.slice(session.baseUrl.length).split(/[?#]/)[0]
     : url.pathname.slice(1);
   return { name: `${method} /${path}`, method, url: url.href };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The headers a browser's navigation sends
-// ---------------------------------------------------------------------------------------------
-
-type FetchSite = "none" | "same-origin" | "same-site" | "cross-site";
-
-const PLATFORMS: Record<string, string> = { darwin: "macOS", linux: "Linux", win32: "Windows", freebsd: "FreeBSD" };
-const CLIENT_HINTS = {
-  "sec-ch-ua": '"tierload";v="0"',
-  "sec-ch-ua-mobile": "?0",
-  "sec-ch-ua-platform": `"${PLATFORMS[process.platform] ?? "Unknown"}"`,
-};
-
-/**
- * The headers Chromium sends for a navigation (test/forms-chromium.test.ts compares their names): User-Agent,
- * Accept, Accept-Encoding, Accept-Language, Upgrade-Insecure-Requests, the cookies; for a form's POST, Origin
- * and Cache-Control; from a page, its Referer under its Referrer-Policy; and to a secure origin (https, or this
- * machine) the fetch metadata and client hints, which browsers send nowhere else.
- */
-function browserHeaders(
-  session: Session,
-  target: URL,
-  method: string,
-  site: FetchSite,
-  from: Page | undefined,
-  initiator: URL | undefined,
-): Record<string, string> {
-  const headers: Record<string, string> = {};
-  if (method === "POST") headers["cache-control"] = "max-age=0";
-  const secure = isTrustworthy(target);
-  if (secure) Object.assign(headers, CLIENT_HINTS);
-  headers["upgrade-insecure-requests"] = "1";
-  headers["user-agent"] = session.userAgent;
-  if (method === "POST" && initiator) headers.origin = initiator.origin;
-  headers.accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
-  if (secure) {
-    headers["sec-fetch-site"] = site;
-    headers["sec-fetch-mode"] = "navigate";
-    headers["sec-fetch-user"] = "?1";
-    headers["sec-fetch-dest"] = "document";
-  }
-  const referrer = from ? referrerFor(from, target) : undefined;
-  if (referrer) headers.referer = referrer;
-  headers["accept-encoding"] = "gzip, deflate, br";
-  headers["accept-language"] = session.acceptLanguage;
-  const cookie = cookieHeader(session, target);
-  if (cookie) headers.cookie = cookie;
-  return headers;
-}
-
-/** Whether browsers treat the origin as secure: https, or a loopback host. */
-function isTrustworthy(url: URL): boolean {
-  if (url.protocol === "https:" || url.protocol === "wss:") return true;
-  const host = url.hostname;
-  return host === "localhost" || host.endsWith(".localhost") || /^127\.\d+\.\d+\.\d+$/.test(host) || host === "[::1]";
-}
-
-/** The site of `target` seen from `initiator`; hosts share a site when their last two labels agree. */
-function fetchSite(initiator: URL, target: URL): FetchSite {
-  if (initiator.origin === target.origin) return "same-origin";
-  const site = (url: URL) =>
-    /^[\d.]+$|^\[/.test(url.hostname) ? url.hostname : url.hostname.split(".").slice(-2).join(".");
-  return initiator.protocol === target.protocol && site(initiator) === site(target) ? "same-site" : "cross-site";
-}
-
-function worstSite(a: FetchSite, b: FetchSite): FetchSite {
-  const order: FetchSite[] = ["none", "same-origin", "same-site", "cross-site"];
-  return order[Math.max(order.indexOf(a), order.indexOf(b))];
-}
-
-const REFERRER_POLICIES = new Set([
-  "no-referrer",
-  "no-referrer-when-downgrade",
-  "same-origin",
-  "origin",
-  "strict-origin",
-  "origin-when-cross-origin",
-  "strict-origin-when-cross-origin",
-  "unsafe-url",
-]);
-
-/** The Referer a page's form sends to `target`, by the page's Referrer-Policy (default strict-origin-when-cross-origin). */
-function referrerFor(from: Page, target: URL): string | undefined {
-  const header = String(from.headers["referrer-policy"] ?? "");
-  const policy = header.split(",").map((t) => t.trim().toLowerCase()).filter((t) => REFERRER_POLICIES.has(t)).pop() ??
-    "strict-origin-when-cross-origin";
-  const page = new URL(from.url);
-  page.hash = "";
-  page.username = page.password = "";
-  const full = page.href;
-  const origin = page.origin + "/";
-  const sameOrigin = page.origin === target.origin;
-  const downgrade = page.protocol === "https:" && target.protocol !== "https:";
-  switch (policy) {
-    case "no-referrer":
-      return undefined;
-    case "unsafe-url":
-      return full;
-    case "origin":
-      return origin;
-    case "same-origin":
-      return sameOrigin ? full : undefined;
-    case "strict-origin":
-      return downgrade ? undefined : origin;
-    case "origin-when-cross-origin":
-      return sameOrigin ? full : origin;
-    case "no-referrer-when-downgrade":
-      return downgrade ? undefined : full;
-    default:
-      return sameOrigin ? full : downgrade ? undefined : origin;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// One exchange: the bytes, decompressed and capped
-// ---------------------------------------------------------------------------------------------
-
-interface Answer {
-  status: number;
-  statusText: string;
-  headers: IncomingHttpHeaders;
-  /** The body, decompressed. */
-  body: Uint8Array;
-  /** How many bytes of body came over the wire. */
-  wireBytes: number;
-}
-
-// node:http with keep-alive agents rather than fetch: a load test sends every request through here,
-// and fetch's streams, Headers and AbortSignals cost the generator about a fifth of its CPU.
-const agents = {
-  "http:": new HttpAgent({ keepAlive: true, maxSockets: Infinity }),
-  "https:": new HttpsAgent({ keepAlive: true, maxSockets: Infinity }),
-};
-
-/** One HTTP exchange, no redirects followed; rejects with the reason (refused, reset, no answer in time). */
-function exchange(
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: Uint8Array | undefined,
-  { timeoutMs, maxResponseBytes }: Pick<Session, "timeoutMs" | "maxResponseBytes">,
-): Promise<Answer> {
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-  const agent = agents[url.protocol as keyof typeof agents];
-  if (!agent) return Promise.reject(new Error(`${url.protocol} is not HTTP`));
-  return new Promise((resolve, reject) => {
-    const tooLarge = (size: string) => {
-      fail(new Error(`the answer is larger than the limit of ${bytes(maxResponseBytes)} (${size}; maxResponseBytes)`));
-      req.destroy();
-    };
-    // The path as the URL has it: an empty query (`action?`, as a GET form without fields sends) is kept.
-    const path = url.pathname + (url.search || (url.href.split("#")[0].endsWith("?") ? "?" : ""));
-    const options = { protocol: url.protocol, hostname: url.hostname, port: url.port, path, method, headers, agent };
-    const req = send(options, (res) => {
-      answered = true;
-      const declared = Number(res.headers["content-length"]);
-      if (declared > maxResponseBytes) return tooLarge(`Content-Length ${bytes(declared)}`);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxResponseBytes) tooLarge(`more than that arrived`);
-        else chunks.push(chunk);
-      });
-      res.on("end", () => {
-        clearTimeout(timer);
-        let decoded: Uint8Array;
-        try {
-          decoded = decompress(Buffer.concat(chunks), res.headers["content-encoding"], maxResponseBytes);
-        } catch (error) {
-          return fail(error as Error);
-        }
-        resolve({
-          status: res.statusCode ?? 0,
-          statusText: res.statusMessage ?? "",
-          headers: res.headers,
-          body: decoded,
-          wireBytes: size,
-        });
-      });
-      res.on("error", fail);
-    });
-    // The timeout settles the promise itself: under Deno, destroying a request on a reused
-    // keep-alive socket does not make it fail, and its answer would still arrive.
-    const timer = setTimeout(() => {
-      fail(new Error(`no answer within ${timeoutMs} ms`));
-      req.destroy();
-    }, timeoutMs);
-    let answered = false;
-    function fail(error: Error & { code?: string }) {
-      clearTimeout(timer);
-      const message = error.code && !error.message.includes(error.code)
-        ? `${error.code}: ${error.message}`
-        : error.message;
-      const staleConnection = req.reusedSocket && !answered && (error.code === "ECONNRESET" || error.code === "EPIPE");
-      reject(Object.assign(new Error(message), { staleConnection }));
-    }
-    req.on("error", fail);
-    req.end(body);
-  });
-}
-
-/**
- * Undoes the Content-Encoding (gzip, deflate with or without its zlib wrapper, br; several in turn), holding
- * each step's output to `max` bytes, so a small answer that decompresses into gigabytes fails instead.
- */
-function decompress(body: Buffer, contentEncoding: string | undefined, max: number): Uint8Array {
-  const codings = (contentEncoding ?? "").toLowerCase().split(",").map((c) => c.trim())
-    .filter((c) => c && c !== "identity");
-  if (body.length === 0) return body;
-  let data = body;
-  for (const coding of codings.reverse()) {
-    const options = { maxOutputLength: max };
-    try {
-      if (coding === "gzip" || coding === "x-gzip") data = gunzipSync(data, options);
-      else if (coding === "br") data = brotliDecompressSync(data, options);
-      else if (coding === "deflate") {
-        try {
-          data = inflateSync(data, options);
-        } catch (error) {
-          if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw error;
-          data = inflateRawSync(data, options);
-        }
-      } else throw new Error(`the answer is in an encoding tierload cannot decode: Content-Encoding ${coding}`);
-    } catch (error) {
-      const { code, message } = error as { code?: string; message: string };
-      if (code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError) {
-        throw new Error(
-          `the answer is larger than the limit of ${bytes(max)} once decompressed (${coding}, ` +
-            `${bytes(body.length)} on the wire; maxResponseBytes)`,
-        );
-      }
-      if (message.startsWith("the answer")) throw error;
-      throw new Error(`the answer's ${coding} body cannot be decompressed: ${message}`);
-    }
-  }
-  return data;
-}
-
-function bytes(n: number): string {
-  return n >= 1024 * 1024 ? `${+(n / 1024 / 1024).toFixed(1)} MiB` : `${n} bytes`;
 }
 
 function stringify(params: Params): Record<string, string> {

@@ -9,7 +9,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { arrivalPlan, countOf, parseStage, parseStages } from "./arrivals.ts";
 import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
 import { threshold } from "./thresholds.ts";
-import { instanceName } from "./results.ts";
+import { instanceName } from "./merge.ts";
 import type { AnyScenario, LoadOptions } from "./scenario.ts";
 
 export type { LoadOptions } from "./scenario.ts";

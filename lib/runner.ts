@@ -12,16 +12,15 @@ import { progressLine, sumProgress } from "./report.ts";
 import {
   buildResults,
   BUSY_SHARE,
-  combine,
   type EndCheck,
-  mergeTimelines,
   postgresResults,
-  Recorder,
   redactUrl,
   type Results,
   type Settings,
 } from "./results.ts";
 import { type PgSampler, samplePostgres, watchMachine } from "./samplers.ts";
+import { combine, mergeTimelines } from "./merge.ts";
+import { Recorder } from "./recorder.ts";
 import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
 import { thresholdsOf } from "./thresholds.ts";
 import { type OpenShare, type Share, UserThread } from "./workers.ts";

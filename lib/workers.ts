@@ -15,7 +15,8 @@ import { sessionDefaults } from "./fetchData.ts";
 import type { LoadOptions } from "./load-options.ts";
 import { startWorker } from "./process.ts";
 import { type Progress, progressOf } from "./report.ts";
-import { buildResults, Recorder, type Results } from "./results.ts";
+import { buildResults, type Results } from "./results.ts";
+import { Recorder } from "./recorder.ts";
 import { type LoopLoad, watchEventLoop } from "./samplers.ts";
 import { type AnyScenario, type CheckAnswer, scenarioAt } from "./scenario.ts";
 

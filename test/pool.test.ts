@@ -9,7 +9,8 @@ import { join } from "node:path";
 import pg from "pg";
 import { openFixedPool } from "../lib/fixed-pool.ts";
 import { startEmbeddedPostgres } from "../lib/postgres.ts";
-import { merge, type Results } from "../lib/results.ts";
+import { merge } from "../lib/merge.ts";
+import type { Results } from "../lib/results.ts";
 import type { RunningForum } from "../scripts/forum-server.ts";
 import { runScript, startTestForum } from "./helpers.ts";
 

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { evaluateXPath, parseHtml } from "../lib/html.ts";
-import { renderReport } from "../lib/report.ts";
+import { renderReport } from "../lib/report-html.ts";
 import type { Results } from "../lib/results.ts";
 import { parseLoadOptions, runLoad } from "../lib/tierload.ts";
 import forumScenario from "../scripts/load.ts";
