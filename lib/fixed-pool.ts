@@ -32,7 +32,7 @@ export interface DatabasePool extends Queryable {
 /** Connections opened at once while the pool opens: PostgreSQL forks one backend at a time anyway. */
 export const OPENING_AT_ONCE = 32;
 
-/** The same words as pg's Pool, which the forum's error handling (and a reader) already knows. */
+/** The same words as pg's Pool, which an application's error handling (and a reader) already knows. */
 const WAIT_TIMEOUT = "timeout exceeded when trying to connect";
 
 interface Waiter {
