@@ -20,11 +20,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer } from "node:net";
 import pg from "pg";
 import { command, integer } from "../lib/cli.ts";
 import { startEmbeddedPostgres } from "../lib/postgres.ts";
-import { recordOutput, runtimeCommand, stopChild, waitForOutput } from "../lib/process.ts";
+import { freePort, recordOutput, runtimeCommand, stopChild, waitForOutput } from "../lib/process.ts";
 import { entriesOf, type Results } from "../lib/results.ts";
 import { spawnForum } from "../scripts/forum-server.ts";
 import { runToEnd } from "./run.ts";
@@ -84,14 +83,6 @@ function postgresCpu(postmaster: number): number {
     }
   }
   return self.own + self.reaped + children;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** PgBouncer in transaction mode on a loopback port, in front of `databaseUrl`, as the postgres user. */

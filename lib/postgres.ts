@@ -34,23 +34,13 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { arch, hostname, platform, tmpdir, userInfo } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
-import { recordOutput, stopChild, waitForOutput } from "./process.ts";
+import { freePort, recordOutput, stopChild, waitForOutput } from "./process.ts";
 
 export interface Database {
   url: string;
   stop(): Promise<void>;
-}
-
-/** A port nobody listens on right now (PostgreSQL cannot be told to pick one itself). */
-async function freePort(host: string): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 interface Owner {

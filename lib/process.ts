@@ -3,6 +3,7 @@
  * this one, watch what a child prints, stop it and wait until it is gone, read the open-file limits.
  */
 import { type ChildProcess, spawnSync } from "node:child_process";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { platform } from "node:os";
 import { type ResourceLimits, Worker } from "node:worker_threads";
 
@@ -119,4 +120,18 @@ export function whenOrphaned(callback: () => void, intervalMs = 250): () => void
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * A port nobody listens on right now on `host`, for a program that cannot be told to pick one itself
+ * (PostgreSQL, Prometheus).
+ *
+ *   const port = await freePort();
+ */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(0, host, resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

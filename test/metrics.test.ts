@@ -3,10 +3,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bucketBounds, exposition } from "../lib/metrics.ts";
+import { freePort } from "../lib/process.ts";
 import type { Results } from "../lib/results.ts";
 import type { RunningForum } from "../scripts/forum-server.ts";
 import { eventually, startCommand, startScript, startTestForum, waitFor } from "./helpers.ts";
@@ -29,15 +29,6 @@ test("the exposition format: cumulative buckets up to +Inf, escaped label values
   assert.deepEqual(bucketBounds(120_000).slice(0, 4), [1, 2.5, 5, 10]);
   assert.equal(bucketBounds(120_000).at(-1), 250_000);
 });
-
-/** A port nobody listens on now, for a program that cannot take port 0. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const missing = existsSync(PROMETHEUS) ? false : "Prometheus is not installed (apt-get install prometheus)";
 
