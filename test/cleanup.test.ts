@@ -99,7 +99,7 @@ describe("the forum removes its PostgreSQL directory however it ends", () => {
 });
 
 describe("the load test removes what it started however it ends", () => {
-  const load = ["--users", "4", "--actions", "40", "--think-time", "200"];
+  const load = ["--pool", "5", "--users", "4", "--actions", "40", "--think-time", "200"];
 
   test("a second Ctrl-C quits at once, and the forum it started removes everything", async () => {
     const dir = tmp();

@@ -139,13 +139,17 @@ if (!CHROMIUM) {
     server.close();
   });
 
-  // A tab per case: closing it ends whatever navigation the last submission started.
+  // One tab for the cases, each waiting for its submission's answer to load; after a failure, a new tab, so that
+  // no navigation the failed case started can reach the next one.
+  let shared: BrowserPage | undefined;
   const withTab = (run: (tab: BrowserPage) => Promise<void>) => async () => {
-    const tab = await context.newPage();
+    shared ??= await context.newPage();
     try {
-      await run(tab);
-    } finally {
-      await tab.close();
+      await run(shared);
+    } catch (error) {
+      await shared.close();
+      shared = undefined;
+      throw error;
     }
   };
 
