@@ -42,30 +42,40 @@ describe("a run scraped by Prometheus", { skip: missing }, () => {
   });
 
   test("what Prometheus scraped equals the run's own counts", async () => {
-    const json = join(dir, "run.json");
-    const run = startScript("load.ts", [
-      ...["--url", forum.url, "--users", "4", "--actions", "12", "--think-time", "250", "--json", json],
-      ...["--metrics-port", "0", "--metrics-hold", "30s"],
-    ]);
-    const [, target] = /Metrics for Prometheus: http:\/\/(127\.0\.0\.1:\d+)\/metrics/.exec(
-      await waitFor(run, "stderr", /Metrics for Prometheus: http:\/\/127\.0\.0\.1:\d+\/metrics/),
-    )!;
-    const port = await freePort();
+    // Prometheus first, scraping the port the run will serve on, so that it is up (it can take seconds on a busy
+    // machine) before the run begins.
+    const [target, port] = [await freePort(), await freePort()];
     writeFileSync(
       join(dir, "prometheus.yml"),
-      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tierload\n    static_configs:\n      - targets: ["${target}"]\n`,
+      `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tierload\n    static_configs:\n      - targets: ["127.0.0.1:${target}"]\n`,
     );
     const prometheus = startCommand([
       PROMETHEUS,
       `--config.file=${join(dir, "prometheus.yml")}`,
       `--storage.tsdb.path=${join(dir, "data")}`,
       `--web.listen-address=127.0.0.1:${port}`,
-    ], { timeoutMs: 120_000 });
+    ], { timeoutMs: 180_000 });
     try {
+      await eventually(
+        "Prometheus to be ready",
+        () => fetch(`http://127.0.0.1:${port}/-/ready`).then((answer) => answer.ok, () => false),
+        60_000,
+      ).catch((error) => {
+        throw new Error(`${error.message}: ${prometheus.output.stderr.slice(-2000)}`);
+      });
+      const json = join(dir, "run.json");
+      const run = startScript("load.ts", [
+        ...["--url", forum.url, "--users", "4", "--actions", "12", "--think-time", "250", "--json", json],
+        ...["--metrics-port", String(target), "--metrics-hold", "30s"],
+      ]);
+      await waitFor(run, "stderr", `Metrics for Prometheus: http://127.0.0.1:${target}/metrics`);
       const { status, stderr } = await run.done;
       assert.equal(status, 0, stderr);
       const results: Results = JSON.parse(readFileSync(json, "utf8"));
-      const query = async (q: string) => {
+      // Each series' last value over the last minutes: once the run stops serving, Prometheus's next scrape fails and
+      // marks its series stale, so that a query of "now" finds none of them.
+      const query = async (metric: string) => {
+        const q = `last_over_time(${metric}[5m])`;
         const answer = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`);
         const body = await answer.json();
         return new Map<string, number>(
