@@ -5,7 +5,6 @@
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { platform } from "node:os";
-import { type ResourceLimits, Worker } from "node:worker_threads";
 
 /** The command that runs a TypeScript file under this runtime: Deno's `run -A`, or Node with this process's loader. */
 export function runtimeCommand(script: string, args: string[] = []): string[] {
@@ -90,19 +89,6 @@ export function openFileLimits(): { soft: number; hard: number } | null {
   const hard = read("-Hn");
   if (!Number.isFinite(soft)) return null;
   return { soft, hard: hard === "unlimited" ? Infinity : Number(hard) };
-}
-
-/**
- * A worker thread running the module at `moduleUrl` (which tells it is the worker by `workerData`), under
- * this runtime: Deno runs TypeScript itself; on Node, tsx's loader is registered in the worker first.
- */
-export function startWorker(moduleUrl: string, workerData: unknown, resourceLimits?: ResourceLimits): Worker {
-  if (process.versions.deno) return new Worker(new URL(moduleUrl), { workerData, resourceLimits });
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const code = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${
-    JSON.stringify(moduleUrl)
-  }); })`;
-  return new Worker(code, { eval: true, workerData, resourceLimits });
 }
 
 /**

@@ -23,7 +23,7 @@ import { combine, mergeTimelines } from "./merge.ts";
 import { Recorder } from "./recorder.ts";
 import type { AnyScenario, CheckAnswer, StartedApp } from "./scenario.ts";
 import { thresholdsOf } from "./thresholds.ts";
-import { type OpenShare, type Share, UserThread } from "./workers.ts";
+import { type OpenShare, type Share, type UserThread, userThreads } from "./workers.ts";
 import { addCounts, bucketBounds, type MetricCounts, type MetricsServer, serveMetrics } from "./metrics.ts";
 
 /** How long after the run's start its first arrival is due: time for every worker thread to hear of it. */
@@ -75,15 +75,9 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     if (!options.url) log(`Starting the application for this run (no --url given)`);
     app = options.url ? null : await scenario.start!(options);
     const url = options.url ?? app!.url;
-    workers = Array.from(
-      {
-        length: Math.min(
-          options.workers ?? (options.url ? availableParallelism() : 1),
-          users,
-          open?.maxActive ?? users,
-        ),
-      },
-      () => new UserThread(scenario.file),
+    workers = await userThreads(
+      scenario.file,
+      Math.min(options.workers ?? (options.url ? availableParallelism() : 1), users, open?.maxActive ?? users),
     );
     stopping = () => workers.forEach((w) => w.stop());
     if (interrupted) stopping();

@@ -3,17 +3,17 @@
  * journey and answers what they did; the first also runs the scenario's setup before and its check after,
  * so that the main thread never parses a page and is always free to answer a signal.
  *
- *   const thread = new UserThread(scenario.file);
+ *   const [thread] = await userThreads(scenario.file, 1);
  *   const share = await thread.ask<Share>({ run: { url, options, setup, from: 0, to: 100, window: 10 } });
  */
 import { performance } from "node:perf_hooks";
-import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import { parentPort, Worker } from "node:worker_threads";
 import { arrivalTime, type Stage } from "./arrivals.ts";
 import { printable } from "./cli.ts";
 import { bucketBounds, type MetricCounts } from "./metrics.ts";
 import { sessionDefaults } from "./fetchData.ts";
 import type { LoadOptions } from "./load-options.ts";
-import { startWorker } from "./process.ts";
+import { workerModule } from "./worker-module.ts";
 import { type Progress, progressOf } from "./report.ts";
 import { buildResults, type Results } from "./results.ts";
 import { Recorder } from "./recorder.ts";
@@ -77,6 +77,12 @@ type Reply = { id: number; answer: unknown } | { id: number; error: string } | {
 // rounds (bench/vs-locust.ts's scenario, 300 users x 5 actions). Deno's default is already larger.
 const YOUNG_GENERATION_MB = 128;
 
+/** `count` worker threads, each running the scenario at `file` (its module prepared once, for all of them). */
+export async function userThreads(file: string, count: number): Promise<UserThread[]> {
+  const module = await workerModule(import.meta.url, "runWorker", [file]);
+  return Array.from({ length: count }, () => new UserThread(module, file));
+}
+
 /** One worker thread running the scenario at `file`; its latest progress is kept for the progress line. */
 export class UserThread {
   private readonly worker;
@@ -85,9 +91,10 @@ export class UserThread {
   private ended = false;
   progress: Progress = { done: 0, failed: 0, activeUsers: 0, requestsPerSecond: 0, p99: null, pgBackends: 0 };
 
-  constructor(file: string) {
-    this.worker = startWorker(import.meta.url, { tierload: "load", scenario: file }, {
-      maxYoungGenerationSizeMb: YOUNG_GENERATION_MB,
+  constructor(module: string, file: string) {
+    this.worker = new Worker(new URL(module), {
+      workerData: { scenario: file } satisfies WorkerData,
+      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
     this.worker.on("message", (reply: Reply) => {
       if ("progress" in reply) this.progress = reply.progress;
@@ -141,8 +148,14 @@ interface RunState {
   stopping: boolean;
 }
 
+/** What a worker thread is started with. */
+interface WorkerData {
+  /** The scenario's file URL. */
+  scenario: string;
+}
+
 /** The worker: the scenario's file loaded, requests answered as they come, told to stop by a message. */
-function runWorker(file: string): void {
+export function runWorker({ scenario: file }: WorkerData): void {
   const post = (reply: Reply) => parentPort!.postMessage(reply);
   const state: RunState = { stopping: false };
   const loading = scenarioAt(file);
@@ -332,5 +345,3 @@ function seededRandom(seed: number): () => number {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-if (!isMainThread && workerData?.tierload === "load") runWorker(workerData.scenario);
