@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -81,27 +81,50 @@ cases.test("the front page lists a forum nobody made", async ({ url }) => {
 });
 `;
 
+/**
+ * A user's repository in a fresh directory: a package.json that says "type": "module", tierload installed from a
+ * path (`npm install` links it; with --install-links npm copies it, as it installs from a git URL), and the
+ * adapter, scenario and cases above.
+ */
+function userRepository(...installArgs: string[]): string {
+  const repo = mkdtempSync(join(tmpdir(), "tierload-user-"));
+  writeFileSync(
+    join(repo, "package.json"),
+    JSON.stringify({ name: "my-load-test", private: true, type: "module", dependencies: { tierload: `file:${root}` } }),
+  );
+  const install = spawnSync("npm", ["install", "--offline", "--no-audit", "--no-fund", ...installArgs], {
+    cwd: repo,
+    encoding: "utf8",
+  });
+  assert.equal(install.status, 0, install.stderr);
+  writeFileSync(join(repo, "adapter.ts"), ADAPTER);
+  writeFileSync(join(repo, "scenario.ts"), SCENARIO);
+  writeFileSync(join(repo, "cases.ts"), CASES);
+  return repo;
+}
+
+/** Runs the user's scenario across two worker threads against `url`, and checks what it did. */
+async function twoThreadRun(repo: string, url: string) {
+  const { status, stdout, stderr } = await startCommand(
+    userCommand("scenario.ts", ["--url", url, "--users", "6", "--actions", "3", "--workers", "2", "--json", "-"]),
+    { cwd: repo, timeoutMs: 120_000 },
+  ).done;
+  assert.equal(status, 0, stderr);
+  const results: Results = JSON.parse(stdout.trim().split("\n").pop()!);
+  assert.equal(results.actions["list forums"].count, 18);
+  assert.equal(results.actions["GET /"].count, 6 * 3, "the setup's page load is not the users'");
+  assert.deepEqual(results.generator.workers?.map((w) => w.users), [3, 3]);
+  assert.equal(results.settings.scenario, "browse");
+  assert.deepEqual(results.settings.browse, { lookShare: 1 });
+  assert.match(stderr, /Every look saw every forum: all 18 looks saw every forum/);
+  assert.match(stderr, /\nVerdict: PASS\n/);
+}
+
 describe("a user's own repository with tierload as a dependency", () => {
   let forum: RunningForum;
-  const repo = mkdtempSync(join(tmpdir(), "tierload-user-"));
+  let repo: string;
   before(async () => {
-    writeFileSync(
-      join(repo, "package.json"),
-      JSON.stringify({
-        name: "my-load-test",
-        private: true,
-        type: "module",
-        dependencies: { tierload: `file:${root}` },
-      }),
-    );
-    const install = spawnSync("npm", ["install", "--offline", "--no-audit", "--no-fund"], {
-      cwd: repo,
-      encoding: "utf8",
-    });
-    assert.equal(install.status, 0, install.stderr);
-    writeFileSync(join(repo, "adapter.ts"), ADAPTER);
-    writeFileSync(join(repo, "scenario.ts"), SCENARIO);
-    writeFileSync(join(repo, "cases.ts"), CASES);
+    repo = userRepository();
     forum = await startTestForum();
   });
   after(async () => {
@@ -112,19 +135,22 @@ describe("a user's own repository with tierload as a dependency", () => {
   const run = (file: string, args: string[], env?: Record<string, string>) =>
     startCommand(userCommand(file, args), { cwd: repo, env, timeoutMs: 120_000 }).done;
 
-  test("its scenario runs across two worker threads that load its file, with its check, and passes", async () => {
-    const { status, stdout, stderr } = await run("scenario.ts", [
-      ...["--url", forum.url, "--users", "6", "--actions", "3", "--workers", "2", "--json", "-"],
-    ]);
-    assert.equal(status, 0, stderr);
-    const results: Results = JSON.parse(stdout.trim().split("\n").pop()!);
-    assert.equal(results.actions["list forums"].count, 18);
-    assert.equal(results.actions["GET /"].count, 6 * 3, "the setup's page load is not the users'");
-    assert.deepEqual(results.generator.workers?.map((w) => w.users), [3, 3]);
-    assert.equal(results.settings.scenario, "browse");
-    assert.deepEqual(results.settings.browse, { lookShare: 1 });
-    assert.match(stderr, /Every look saw every forum: all 18 looks saw every forum/);
-    assert.match(stderr, /\nVerdict: PASS\n/);
+  test("its scenario runs across two worker threads that load its file, with its check, and passes", () =>
+    twoThreadRun(repo, forum.url));
+
+  const copiesRefused = process.versions.deno
+    ? "Deno refuses TypeScript under node_modules (ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING): it links a clone"
+    : false;
+  test("with tierload copied into node_modules (as a git URL installs it), the threads load its TypeScript", {
+    skip: copiesRefused,
+  }, async () => {
+    const copied = userRepository("--install-links");
+    try {
+      assert.equal(lstatSync(join(copied, "node_modules", "tierload")).isSymbolicLink(), false);
+      await twoThreadRun(copied, forum.url);
+    } finally {
+      rmSync(copied, { recursive: true, force: true });
+    }
   });
 
   test("an option can come from the environment, the command line winning", async () => {
