@@ -88,6 +88,24 @@ export function integer(min: number, max = Infinity): (value: string) => number 
 }
 
 /**
+ * A commander option parser for an application's address: an absolute http:// or https:// URL, answered as given.
+ *
+ *   .option("--url <url>", "the application to test", httpUrl)
+ */
+export function httpUrl(value: string): string {
+  let protocol: string;
+  try {
+    protocol = new URL(value).protocol;
+  } catch {
+    protocol = "";
+  }
+  if (protocol !== "http:" && protocol !== "https:") {
+    throw new InvalidArgumentError("expected an http:// or https:// URL, such as http://localhost:8080/myapp/");
+  }
+  return value;
+}
+
+/**
  * Whether the module of `meta` is the program: Deno says so; on Node its URL is argv[1]'s. Never in a
  * worker thread, which loads the program's file again to run its users.
  *

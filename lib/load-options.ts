@@ -7,7 +7,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { arrivalPlan, countOf, parseStage, parseStages } from "./arrivals.ts";
-import { command, duration, EXIT, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { command, duration, EXIT, httpUrl, integer, number, scriptArgs, unwritable } from "./cli.ts";
 import { threshold } from "./thresholds.ts";
 import { instanceName } from "./merge.ts";
 import type { AnyScenario, LoadOptions } from "./scenario.ts";
@@ -96,7 +96,11 @@ export function loadCommand(scenario: AnyScenario) {
       ).choices(["corrected", "uncorrected"]).default("corrected"),
     )
     .option("--seed <n>", "random seed, for a run that makes the same choices", integer(0, 2 ** 32 - 1), randomSeed())
-    .option("--url <url>", `the application to load${scenario.start ? " (default: start one for this run)" : ""}`)
+    .option(
+      "--url <url>",
+      `the application to load${scenario.start ? " (default: start one for this run)" : ""}`,
+      httpUrl,
+    )
     .option(
       "--database-url <url>",
       "PostgreSQL to sample for client backends (automatic for an application started here)",

@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
-import { command, EXIT, isMain, moduleUrl, printable, runMain, scriptArgs } from "./cli.ts";
+import { command, EXIT, httpUrl, isMain, moduleUrl, printable, runMain, scriptArgs } from "./cli.ts";
 import { StepError } from "./steps.ts";
 import { escapeHtml } from "./web.ts";
 
@@ -152,7 +152,11 @@ ${testcases.join("\n")}
   async function main(argv = process.argv): Promise<void> {
     const program = command(definition.name)
       .description(definition.description)
-      .option("--url <url>", `the application to test${definition.start ? " (default: start one for this run)" : ""}`)
+      .option(
+        "--url <url>",
+        `the application to test${definition.start ? " (default: start one for this run)" : ""}`,
+        httpUrl,
+      )
       .option("--grep <pattern>", "run only the cases whose names match this regular expression")
       .addOption(new Option("--reporter <kind>", "how to report").choices(["spec", "tap", "junit"]).default("spec"))
       .option("--list", "list the cases and exit")

@@ -52,6 +52,15 @@ test("--version prints the version; a threshold that is not one is a usage error
   assert.match(bad.stderr, /"reply:p97<1s" is not a threshold: write \[action:\]statistic<limit/);
 });
 
+test("a --url that is not an http or https URL is a usage error, before an application is started", async () => {
+  for (const url of ["not a url", "", "localhost:8080", "ftp://127.0.0.1/"]) {
+    const run = await runScript("load.ts", ["--url", url]);
+    assert.equal(run.status, 2, url);
+    assert.match(run.stderr, /argument '.*' is invalid\. expected an http:\/\/ or https:\/\/ URL, such as http:/);
+    assert.doesNotMatch(run.stderr, /Starting the application/);
+  }
+});
+
 describe("a small run with thresholds, CSV and --quiet", () => {
   let forum: RunningForum;
   let run: Awaited<ReturnType<typeof runScript>>;

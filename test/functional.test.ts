@@ -51,6 +51,15 @@ describe("on the reference forum", () => {
   });
 });
 
+test("a --url that is not an http or https URL is a usage error: exit 2, no case run, no forum started", async () => {
+  for (const url of ["not a url", "", "ftp://127.0.0.1/"]) {
+    const run = await runScript("functional.ts", ["--url", url]);
+    assert.equal(run.status, 2, url);
+    assert.match(run.stderr, /expected an http:\/\/ or https:\/\/ URL/);
+    assert.equal(run.stdout, "");
+  }
+});
+
 const planted: [Fault, Record<string, RegExp>][] = [
   ["drop-replies", {
     "a reply adds one post to the thread, and the stated count agrees":
