@@ -107,6 +107,9 @@ export const sessionDefaults: SessionOptions = {};
 /** A session for an application at `baseUrl`; relative URLs resolve against it. */
 export function createSession(baseUrl: string, own: SessionOptions = {}): Session {
   const options = { ...sessionDefaults, ...own };
+  if (!URL.canParse(baseUrl)) {
+    throw new Error(`Cannot create a session for ${JSON.stringify(baseUrl)}: it is not an absolute URL`);
+  }
   const session: Session = {
     baseUrl: new URL(baseUrl).href,
     cookies: new CookieJar(),
@@ -126,6 +129,11 @@ export type SessionLike = Session | string;
 
 function toSession(session: SessionLike, url: string): Session {
   if (typeof session !== "string") return session;
+  if (!URL.canParse(url)) {
+    throw new Error(
+      `Cannot request ${JSON.stringify(url)} with a cookie string as the session: it needs an absolute URL`,
+    );
+  }
   return createSession(new URL(url).origin + "/", { cookie: session });
 }
 
@@ -245,6 +253,7 @@ interface Outgoing {
 }
 
 async function navigate(session: Session, method: "GET" | "POST", url: string, outgoing: Outgoing): Promise<Page> {
+  if (!URL.canParse(url, session.baseUrl)) throw new Error(`Cannot ${method} ${JSON.stringify(url)}: it is not a URL`);
   // A fragment stays on the page's URL (`thread?id=7#post-9`) and is never sent.
   let target = new URL(url, session.baseUrl);
   let { body } = outgoing;

@@ -336,6 +336,22 @@ describe("over HTTP", () => {
     assert.match(error.message, /GET .*\/app\/bad-location failed: its Location header is not a URL: "http:\/\/\[::1"/);
   });
 
+  test("a URL that is not one is an error quoting it, under either runtime, and nothing is sent", async () => {
+    assert.throws(
+      () => createSession("localhost"),
+      /^Error: Cannot create a session for "localhost": it is not an absolute URL$/,
+    );
+    const records: RequestRecord[] = [];
+    const session = createSession(base, { onRequest: (r) => records.push(r) });
+    await assert.rejects(fetchPage(session, "http://"), /^Error: Cannot GET "http:\/\/": it is not a URL$/);
+    await assert.rejects(post(session, "http://[::1", {}), /^Error: Cannot POST "http:\/\/\[::1": it is not a URL$/);
+    await assert.rejects(
+      fetchPage("sid=1", "forum?id=1"),
+      /^Error: Cannot request "forum\?id=1" with a cookie string as the session: it needs an absolute URL$/,
+    );
+    assert.deepEqual(records, []);
+  });
+
   test("fetchData() answers the seed's count query, params in the query string", async () => {
     const session = createSession(base);
     assert.equal(await fetchData(session, "forum", "count(//html:tr[@class='thread'])", undefined, { id: 3 }), 1);
