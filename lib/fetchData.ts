@@ -366,7 +366,7 @@ function withParams(url: string, params?: Params): string {
   return url + (url.includes("?") ? "&" : "?") + query;
 }
 
-/** The page has no single form for `formQuery` (none, or several): nothing was sent. */
+/** The page has no single form for `formQuery` (none, several, or what it finds is not a form): nothing was sent. */
 export class FormNotFoundError extends Error {
   constructor(readonly formQuery: string, readonly page: Page, found: string) {
     super(`Cannot submit the form ${formQuery} on ${page.url}: found ${found}`);
@@ -392,6 +392,10 @@ export async function submitForm(
   const forms = evaluateXPath(page.document, formQuery);
   if (!Array.isArray(forms) || forms.length !== 1) {
     throw new FormNotFoundError(formQuery, page, describeCount(forms));
+  }
+  if (forms[0].nodeType !== 1 || (forms[0] as Element).localName !== "form") {
+    const found = forms[0].nodeType === 1 ? `<${(forms[0] as Element).localName}>` : forms[0].nodeName;
+    throw new FormNotFoundError(formQuery, page, `${found}, not a <form>`);
   }
   let submission;
   try {

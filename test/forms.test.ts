@@ -10,6 +10,7 @@ import {
   createSession,
   DEFAULT_USER_AGENT,
   fetchPage,
+  FormNotFoundError,
   FormSubmissionError,
   HttpError,
   type Page,
@@ -141,6 +142,25 @@ describe("submitForm() sends what a browser sends", () => {
           .test(e.message),
     );
     await assert.rejects(submitted("disabled"), /its default button "go" is disabled, so Enter would not submit it/);
+  });
+
+  test("a form query that finds no form, several, or something else is an error naming it, and nothing is sent", async () => {
+    const records: RequestRecord[] = [];
+    const session = createSession(base, { onRequest: (r) => records.push(r) });
+    const page = await fetchPage(session, "form?name=owners");
+    const refused = (query: string, found: string) =>
+      assert.rejects(
+        submitForm(session, page, query),
+        (e: Error) =>
+          e instanceof FormNotFoundError &&
+          e.message === `Cannot submit the form ${query} on ${page.url}: found ${found}`,
+      );
+    await refused("//html:form[@id='nope']", "0 matches");
+    await refused("//html:form", "2 matches");
+    await refused("count(//html:form)", "a number, not a node");
+    await refused("//html:input[@name='inside']", "<input>, not a <form>");
+    await refused("//html:form[@id='f']/@id", "id, not a <form>");
+    assert.equal(records.length, 1);
   });
 
   test("disabled controls and those in a disabled fieldset are left out, but not those in its legend", async () => {
