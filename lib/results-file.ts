@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import * as hdr from "hdr-histogram-js";
 import type { Results } from "./results.ts";
+import { STATISTICS } from "./thresholds.ts";
 
 /**
  * Results read back for `--merge`: a file saved by `--json FILE`, or text in which each results line is
@@ -69,17 +70,65 @@ function resultProblems(r: Results): string[] {
   const isNumber = (v: unknown) => typeof v === "number" && Number.isFinite(v);
   const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
-  expect(isObject(r.settings) && typeof r.settings.url === "string", "settings.url", "a string");
+  const absent = (v: unknown) => v === undefined;
+  if (expect(isObject(r.settings) && typeof r.settings.url === "string", "settings.url", "a string")) {
+    const { scenario, users, thresholds } = r.settings;
+    expect(absent(scenario) || typeof scenario === "string", "settings.scenario", "a name");
+    expect(absent(users) || isCount(users), "settings.users", "a whole, non-negative number");
+    expect(
+      absent(thresholds) ||
+        Array.isArray(thresholds) &&
+          thresholds.every((t) =>
+            isObject(t) && typeof t.text === "string" && typeof t.action === "string" &&
+            STATISTICS.includes(t.statistic) && isNumber(t.limit)
+          ),
+      "settings.thresholds",
+      "a list of thresholds, each with its text, action, statistic and limit",
+    );
+  }
   expect(Array.isArray(r.instances) && r.instances.every((i) => typeof i === "string"), "instances", "a list of names");
-  for (const field of ["startedAt", "endedAt", "wallSeconds"] as const) expect(isNumber(r[field]), field, "a number");
+  // A Date holds moments up to 8.64e15 ms either side of 1970.
+  const isMoment = (v: unknown) => isNumber(v) && Math.abs(v as number) <= 8.64e15;
+  expect(isMoment(r.startedAt), "startedAt", "a moment in milliseconds since 1970");
+  expect(isMoment(r.endedAt) && r.endedAt >= r.startedAt, "endedAt", "a moment in milliseconds, not before startedAt");
+  expect(isNumber(r.wallSeconds), "wallSeconds", "a number");
+  expect(typeof r.interrupted === "boolean", "interrupted", "true or false");
+  expect(absent(r.stoppedEarly) || typeof r.stoppedEarly === "string", "stoppedEarly", "a reason, in words");
   if (expect(Array.isArray(r.timeline), "timeline", "a list")) {
     const bad = r.timeline.findIndex((t) =>
-      !isObject(t) || !isNumber(t.t) || !isCount(t.requests) || !isCount(t.errors) || !isCount(t.activeUsers)
+      !isObject(t) || !isNumber(t.t) || !isCount(t.requests) || !isCount(t.errors) || !isCount(t.activeUsers) ||
+      ![t.p50, t.p99, t.max, t.pgBackends].every(isNumber)
     );
-    expect(bad === -1, `timeline[${bad}]`, "a second with whole, non-negative counts");
+    expect(bad === -1, `timeline[${bad}]`, "a second with whole, non-negative counts and its latencies");
   }
-  expect(isObject(r.postgres) && isNumber(r.postgres.peakBackends), "postgres.peakBackends", "a number");
-  expect(isObject(r.generator) && isNumber(r.generator.cpuSeconds), "generator.cpuSeconds", "a number");
+  if (expect(isObject(r.postgres), "postgres", "an object")) {
+    const p = r.postgres;
+    expect(typeof p.sampled === "boolean", "postgres.sampled", "true or false");
+    for (const field of ["peakBackends", "maxConnections"] as const) {
+      expect(isNumber(p[field]), `postgres.${field}`, "a number");
+    }
+    expect(
+      absent(p.held) || isObject(p.held) && isNumber(p.held.min) && isNumber(p.held.max),
+      "postgres.held",
+      "a min and a max",
+    );
+  }
+  if (expect(isObject(r.generator), "generator", "an object")) {
+    const g = r.generator;
+    for (
+      const field of [
+        "cpuSeconds",
+        "coreShare",
+        "eventLoopLagP99Ms",
+        "eventLoopLagMaxMs",
+        "cores",
+        "machineBusyShare",
+      ] as const
+    ) {
+      expect(isNumber(g[field]), `generator.${field}`, "a number");
+    }
+    expect(typeof g.saturated === "boolean", "generator.saturated", "true or false");
+  }
   if (r.check !== null && expect(isObject(r.check), "check", "null or an object")) {
     const c = r.check;
     expect(
@@ -119,7 +168,13 @@ function resultProblems(r: Results): string[] {
       `${at}.count and .errors`,
       "whole numbers, errors no more than count",
     );
-    expect(Array.isArray(a.failures), `${at}.failures`, "a list");
+    expect(absent(a.bytes) || isCount(a.bytes), `${at}.bytes`, "a whole, non-negative number");
+    expect(
+      Array.isArray(a.failures) &&
+        a.failures.every((f) => isObject(f) && typeof f.step === "string" && typeof f.message === "string"),
+      `${at}.failures`,
+      "a list of failures, each with its step and message",
+    );
     expect(holdsCount(a.histogram, a.count), `${at}.histogram`, "an HDR histogram (compressed, base64) of its count");
     if (a.corrected !== undefined) {
       expect(

@@ -122,6 +122,34 @@ test("a results line missing a part names it; an absurd instance count is refuse
   assert.match(each[3].stderr, /instanceDetails\[0\] must be an index below/);
 });
 
+test("every field the merge and the reports read is checked: a wrong one is named, never printed as NaN", async () => {
+  const r = copy(strict[0]) as unknown as Record<string, Record<string, unknown>>;
+  r.settings.thresholds = [null];
+  r.settings.users = "2";
+  r.startedAt = 1e300 as never;
+  r.interrupted = "yes" as never;
+  r.stoppedEarly = { why: "?" } as never;
+  r.postgres.held = "lots";
+  r.generator = { cpuSeconds: 1 };
+  (r.actions.signup as unknown as Record<string, unknown>).failures = ["boom"];
+  const run = await runScript("load.ts", ["--merge", ...files("types", [r])]);
+  assert.equal(run.status, 1);
+  assert.equal(run.stdout, "");
+  for (
+    const named of [
+      /settings\.thresholds must be a list of thresholds, each with its text, action, statistic and limit/,
+      /settings\.users must be a whole, non-negative number/,
+      /startedAt must be a moment in milliseconds since 1970/,
+      /interrupted must be true or false/,
+      /stoppedEarly must be a reason, in words/,
+      /postgres\.held must be a min and a max/,
+      /generator\.coreShare must be a number; .*generator\.saturated must be true or false/,
+      /actions\["signup"\]\.failures must be a list of failures, each with its step and message/,
+    ]
+  ) assert.match(run.stderr, named);
+  assert.match(run.stderr, /^error: \S+types-0\.json is not valid tierload results: /);
+});
+
 test("text from a server or a results file cannot act on the terminal or forge a report line", async () => {
   const hostile = copy(strict[0]);
   const forged = "\x1b[2J\x1b]0;owned\x07\x1b]52;c;cHduZWQ=\x07\nVerdict: PASS";
