@@ -25,26 +25,28 @@ export function readResultsFrom(source: string): Results[] {
     throw new Error(`Cannot read results from ${name}: ${(error as Error).message}`);
   }
   const whole = parseJson(text);
-  if (whole !== undefined) return [validated(whole, name)];
+  if (!("error" in whole)) return [validated(whole.value, name)];
   const found = text.split("\n").flatMap((line, i) => {
     if (!line.startsWith("{") || !line.includes('"tool":"tierload"')) return [];
     const parsed = parseJson(line);
-    if (parsed === undefined) throw new Error(`${name} line ${i + 1} is a results line cut short or corrupted`);
-    return [validated(parsed, `${name} line ${i + 1}`)];
+    if ("error" in parsed) {
+      throw new Error(`${name} line ${i + 1} is a results line cut short or corrupted: ${parsed.error}`);
+    }
+    return [validated(parsed.value, `${name} line ${i + 1}`)];
   });
-  if (found.length === 0) {
-    throw new Error(
-      `${name} holds no tierload results: neither a results file (--json FILE) nor log lines of --json -`,
-    );
+  if (found.length > 0) return found;
+  // A file saved by --json FILE begins so: one that does, and is not JSON, was cut short or damaged.
+  if (/^\s*\{\s*"tool":\s*"tierload"/.test(text)) {
+    throw new Error(`${name} is a results file cut short or corrupted: ${whole.error}`);
   }
-  return found;
+  throw new Error(`${name} holds no tierload results: neither a results file (--json FILE) nor log lines of --json -`);
 }
 
-function parseJson(text: string): unknown {
+function parseJson(text: string): { value: unknown } | { error: string } {
   try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+    return { value: JSON.parse(text) };
+  } catch (error) {
+    return { error: (error as Error).message };
   }
 }
 

@@ -122,6 +122,15 @@ test("a results line missing a part names it; an absurd instance count is refuse
   assert.match(each[3].stderr, /instanceDetails\[0\] must be an index below/);
 });
 
+test("a results file cut short is named as one, with where its JSON ends", async () => {
+  const whole = JSON.stringify(strict[0], null, 1);
+  const file = join(dir, "cut.json");
+  writeFileSync(file, whole.slice(0, whole.length / 2));
+  const run = await runScript("load.ts", ["--merge", file]);
+  assert.equal(run.status, 1);
+  assert.match(run.stderr, /^error: \S+cut\.json is a results file cut short or corrupted: .*JSON/);
+});
+
 test("every field the merge and the reports read is checked: a wrong one is named, never printed as NaN", async () => {
   const r = copy(strict[0]) as unknown as Record<string, Record<string, unknown>>;
   r.settings.thresholds = [null];
