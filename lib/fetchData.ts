@@ -550,7 +550,16 @@ function documentRows<K extends string>(
   const records = rows.map(() => ({}) as Record<K, string>);
   const index = new Map<Node, number>(rows.map((row, i) => [row, i]));
   for (const name of Object.keys(fields) as K[]) {
-    const found = evaluateXPath(page.document, `(${rowQuery})/${fields[name]}`, variables);
+    let found: XPathValue;
+    try {
+      found = evaluateXPath(page.document, `(${rowQuery})/${fields[name]}`, variables);
+    } catch (cause) {
+      throw new Error(
+        `Cannot read the field ${JSON.stringify(name)} (${fields[name]}) of the rows ${rowQuery} on ${page.url} ` +
+          `(a field is a path inside its row, such as @id or html:td[2]): ${(cause as Error).message}`,
+        { cause },
+      );
+    }
     if (!Array.isArray(found)) throw new Error(`The field ${name} (${fields[name]}) of ${rowQuery} is not a path`);
     for (const node of found) {
       let row: Node | null = node;

@@ -441,6 +441,16 @@ describe("over HTTP", () => {
       () => queryRows(page, "count(//html:div)", { id: "@id" }),
       /row query count\(\/\/html:div\) .* selects no nodes/,
     );
+    for (const field of ["count(.)", "//html:span", ""]) {
+      assert.throws(
+        () => queryRows(page, "//html:div[@class='post']", { id: "@id", author: field }),
+        (e: Error) =>
+          e.message.startsWith(
+            `Cannot read the field "author" (${field}) of the rows //html:div[@class='post'] on ${page.url} ` +
+              `(a field is a path inside its row, such as @id or html:td[2]): Invalid XPath`,
+          ),
+      );
+    }
   });
 
   test("a request has a timeout and names what it was waiting for", async () => {
