@@ -205,7 +205,7 @@ export class HttpError extends Error {
   readonly status: number;
   readonly statusText: string;
   constructor(readonly method: string, readonly page: Page) {
-    super(`${method} ${page.url} answered ${page.status} ${page.statusText}: ${excerpt(page)}`);
+    super(`${method} ${shownUrl(page.url)} answered ${page.status} ${page.statusText}: ${excerpt(page)}`);
     this.name = "HttpError";
     this.url = page.url;
     this.status = page.status;
@@ -216,10 +216,18 @@ export class HttpError extends Error {
 /** The request never got an answer: refused, reset, or timed out. */
 export class RequestError extends Error {
   constructor(readonly method: string, readonly url: string, reason: string, options?: { cause?: unknown }) {
-    super(`${method} ${url} failed: ${reason}`, options);
+    super(`${method} ${shownUrl(url)} failed: ${reason}`, options);
     this.name = "RequestError";
   }
 }
+/**
+ * A URL as an error message shows it: whole up to 300 characters, else its start and its length, so that a
+ * long query (a test's long value in a GET) cannot bury what failed. The errors' `url` fields keep it whole.
+ */
+export function shownUrl(url: string): string {
+  return url.length <= 300 ? url : `${url.slice(0, 300)}… (${url.length} characters)`;
+}
+
 /** The visible text of a page, collapsed and cut to `max` characters: enough to see the message. */
 export function excerpt(page: Page, max = 300): string {
   return excerptOf(EXCERPT_QUERIES.map((query) => texts(page, query)), max);
@@ -369,7 +377,7 @@ function withParams(url: string, params?: Params): string {
 /** The page has no single form for `formQuery` (none, several, or what it finds is not a form): nothing was sent. */
 export class FormNotFoundError extends Error {
   constructor(readonly formQuery: string, readonly page: Page, found: string) {
-    super(`Cannot submit the form ${formQuery} on ${page.url}: found ${found}`);
+    super(`Cannot submit the form ${formQuery} on ${shownUrl(page.url)}: found ${found}`);
     this.name = "FormNotFoundError";
   }
 }
@@ -402,7 +410,7 @@ export async function submitForm(
     submission = await formSubmission(forms[0] as Element, page, values, options);
   } catch (cause) {
     const reason = (cause as Error).message;
-    throw new FormSubmissionError(`Cannot submit the form ${formQuery} on ${page.url}: ${reason}`, { cause });
+    throw new FormSubmissionError(`Cannot submit the form ${formQuery} on ${shownUrl(page.url)}: ${reason}`, { cause });
   }
   const { method, url, body, contentType } = submission;
   return ensureOk(method, await navigate(toSession(session, url), method, url, { body, contentType, from: page }));
@@ -475,7 +483,7 @@ export function queryOne(page: Page, xpathQuery: string, regex?: RegExp | string
     const what = regex === undefined ? "" : ` cut by ${String(regex)}`;
     const vars = variables ? ` with ${JSON.stringify(variables)}` : "";
     throw new Error(
-      `Expected exactly one result on ${page.url} for ${xpathQuery}${what}${vars}, found ${found.length}` +
+      `Expected exactly one result on ${shownUrl(page.url)} for ${xpathQuery}${what}${vars}, found ${found.length}` +
         (found.length
           ? `: ${found.slice(0, 5).map((s) => JSON.stringify(s)).join(", ")}`
           : `. The page says: ${excerpt(page, 200)}`),
@@ -545,7 +553,7 @@ function documentRows<K extends string>(
 ): Record<K, string>[] {
   const rows = evaluateXPath(page.document, rowQuery, variables);
   if (!Array.isArray(rows)) {
-    throw new Error(`The row query ${rowQuery} on ${page.url} selects no nodes: it answers a ${typeof rows}`);
+    throw new Error(`The row query ${rowQuery} on ${shownUrl(page.url)} selects no nodes: it answers a ${typeof rows}`);
   }
   const records = rows.map(() => ({}) as Record<K, string>);
   const index = new Map<Node, number>(rows.map((row, i) => [row, i]));
@@ -555,7 +563,9 @@ function documentRows<K extends string>(
       found = evaluateXPath(page.document, `(${rowQuery})/${fields[name]}`, variables);
     } catch (cause) {
       throw new Error(
-        `Cannot read the field ${JSON.stringify(name)} (${fields[name]}) of the rows ${rowQuery} on ${page.url} ` +
+        `Cannot read the field ${JSON.stringify(name)} (${fields[name]}) of the rows ${rowQuery} on ${
+          shownUrl(page.url)
+        } ` +
           `(a field is a path inside its row, such as @id or html:td[2]): ${(cause as Error).message}`,
         { cause },
       );

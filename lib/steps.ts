@@ -21,6 +21,7 @@ import {
   queryAll,
   RequestError,
   type Session,
+  shownUrl,
   submitForm,
 } from "./fetchData.ts";
 
@@ -98,9 +99,9 @@ export function serverMessage(page: Page): string {
 
 function reasonOf(cause: unknown): string {
   if (cause instanceof HttpError) {
-    return `the server answered ${cause.status} ${cause.statusText}: "${
-      serverMessage(cause.page)
-    }" (${cause.method} ${cause.url})`;
+    return `the server answered ${cause.status} ${cause.statusText}: "${serverMessage(cause.page)}" (${cause.method} ${
+      shownUrl(cause.url)
+    })`;
   }
   return cause instanceof Error ? cause.message : String(cause);
 }
@@ -133,7 +134,13 @@ export async function step<T>(
  */
 export function confirm(ok: boolean, what: string, who: Session | string, seen: string, page: Page): void {
   if (!ok) {
-    throw new StepError(what, typeof who === "string" ? who : userOf(who), `${seen} (${page.url})`, undefined, page);
+    throw new StepError(
+      what,
+      typeof who === "string" ? who : userOf(who),
+      `${seen} (${shownUrl(page.url)})`,
+      undefined,
+      page,
+    );
   }
 }
 

@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
 import { command, EXIT, httpUrl, isMain, moduleUrl, printable, runMain, scriptArgs } from "./cli.ts";
+import { shownUrl } from "./fetchData.ts";
 import { StepError } from "./steps.ts";
 import { escapeHtml } from "./web.ts";
 
@@ -120,7 +121,7 @@ export function suite<W>(meta: ImportMeta, definition: SuiteDefinition<W>): Suit
       return [
         `step:   ${error.step} (as ${error.user})`,
         `error:  ${error.message}`,
-        ...(error.url ? [`url:    ${error.url}`] : []),
+        ...(error.url ? [`url:    ${shownUrl(error.url)}`] : []),
         ...(error.status ? [`status: ${error.status}`] : []),
         ...(error.excerpt ? [`page:   ${error.excerpt}`] : []),
       ];

@@ -17,6 +17,7 @@ import {
   submitForm,
 } from "../lib/fetchData.ts";
 import { evaluateXPath, fastNodes, matchAll, parseHtml, stringValue } from "../lib/html.ts";
+import { step, StepError } from "../lib/steps.ts";
 
 const texts = (value: unknown) => (value as Node[]).map(stringValue);
 const names = (value: unknown) => (value as Element[]).map((n) => n.localName);
@@ -384,6 +385,23 @@ describe("over HTTP", () => {
       /^GET http:\/\/127\.0\.0\.1:\d+\/app\/broken answered 500 Internal Server Error: database is down Internal error$/,
     );
     assert.match(error.page.body, /<p class=error>database is down/);
+  });
+
+  test("a long URL is cut short in messages, its length said, and kept whole in the error's url", async () => {
+    const session = createSession(base);
+    const long = "x".repeat(5000);
+    const error = await fetchPage(session, "broken", { q: long }).catch((e) => e);
+    assert.ok(error instanceof HttpError);
+    assert.equal(error.url, `${base}broken?q=${long}`);
+    assert.match(
+      error.message,
+      /^GET http:\/\/127\.0\.0\.1:\d+\/app\/broken\?q=x+… \(50\d\d characters\) answered 500 /,
+    );
+    assert.ok(error.message.length < 500, error.message);
+    const failed = await step(session, "look", () => fetchPage(session, "broken", { q: long })).catch((e) => e);
+    assert.ok(failed instanceof StepError);
+    assert.match(failed.message, /\(GET http:\S+… \(50\d\d characters\)\)$/);
+    assert.ok(failed.message.length < 700, failed.message);
   });
 
   test("a redirect is followed and the final URL shows the bounce to the login page", async () => {

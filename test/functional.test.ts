@@ -2,7 +2,7 @@
 // that point at the fault, on forums with planted bugs. A suite that cannot fail proves nothing.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { Result } from "../lib/tierload.ts";
+import { RequestError, type Result, StepError } from "../lib/tierload.ts";
 import { forum as suite } from "../scripts/functional.ts";
 
 const { cases, describeFailure, formatJunit } = suite;
@@ -120,6 +120,12 @@ test("the JUnit report escapes names and messages", () => {
     "a control character shown, not sent",
   );
   assert.ok(cases.length >= 15);
+});
+
+test("a failure's long URL is shown cut short, with its length", () => {
+  const url = `http://127.0.0.1:8080/search?q=${"x".repeat(5000)}`;
+  const lines = describeFailure(new StepError("search", '"p1"', "no results", new RequestError("GET", url, "reset")));
+  assert.match(lines[2], /^url: +http:\/\/127\.0\.0\.1:8080\/search\?q=x+… \(5031 characters\)$/);
 });
 
 test("a failure's words from the server are shown, not obeyed: no escape reaches the terminal", () => {
