@@ -15,9 +15,9 @@
 import {
   excerpt,
   FormNotFoundError,
+  type FormValues,
   HttpError,
   type Page,
-  type Params,
   queryAll,
   RequestError,
   type Session,
@@ -146,7 +146,8 @@ export function confirm(ok: boolean, what: string, who: Session | string, seen: 
 
 /**
  * Submits the page's form found by `formQuery` with `values` over its own fields (a CSRF token kept), or
- * throws a StepError saying plainly that the page offers no such form (not logged in, say).
+ * throws a StepError saying plainly that the page offers no such form (not logged in, say). `values` are
+ * submitForm's: `null` leaves a field out (an unchecked checkbox), an array sends a name once per value.
  *
  *   const basket = await submitPageForm(session, page, "//html:form[@id='basket']", { quantity }, what);
  */
@@ -154,7 +155,7 @@ export async function submitPageForm(
   session: Session,
   page: Page,
   formQuery: string,
-  values: Params,
+  values: FormValues,
   what: string,
   who: Session | string = session,
 ): Promise<Page> {

@@ -13,6 +13,8 @@ export {
   fetchOne,
   fetchPage,
   FormNotFoundError,
+  type FormValue,
+  type FormValues,
   HttpError,
   type Page,
   type Params,

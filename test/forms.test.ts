@@ -19,6 +19,7 @@ import {
   submitForm,
 } from "../lib/fetchData.ts";
 import { excerpt, parseHtml } from "../lib/html.ts";
+import { submitPageForm } from "../lib/steps.ts";
 
 const forms: Record<string, string> = {
   select: `<form method=post action=echo><select name=sel><option>a<option selected>b</select>
@@ -216,6 +217,13 @@ describe("submitForm() sends what a browser sends", () => {
       (await submitted("buttons", { text: "new", extra: 1, wpPreview: null })).body,
       "text=new&extra=1",
     );
+  });
+
+  test("submitPageForm() takes the same values: null unchecks a checkbox, an array sends a name per value", async () => {
+    const session = createSession(base);
+    const page = await fetchPage(session, "form?name=checkbox");
+    const sent = await submitPageForm(session, page, "//html:form", { cb: null, tag: ["a", "b"] }, "save the tags");
+    assert.equal(echoed(sent).body, "r=2&tag=a&tag=b");
   });
 });
 
