@@ -377,7 +377,8 @@ export function progressLine(
     ? `, ETA ${duration((elapsed * (total - done)) / done)}`
     : "";
   const tail = `${progress.requestsPerSecond.toFixed(0)} req/s | ${failed} failed | ` +
-    `p99 ${progress.p99 === null ? "-" : progress.p99.toFixed(0)} ms | PostgreSQL ${progress.pgBackends}`;
+    `p99 ${progress.p99 === null ? "-" : progress.p99.toFixed(0)} ms` +
+    (progress.pgBackends === null ? "" : ` | PostgreSQL ${progress.pgBackends}`);
   const a = progress.arrivals;
   if (plan.stages && a) {
     const target = rateAt(plan.stages, elapsed) / (plan.share?.stride ?? 1);
@@ -399,7 +400,8 @@ export interface Progress {
   requestsPerSecond: number;
   /** The worst p99 of the window's seconds, in ms; null when no request ended in it. */
   p99: number | null;
-  pgBackends: number;
+  /** PostgreSQL's client backends now; null when nothing samples them (no --database-url, no embedded forum). */
+  pgBackends: number | null;
   /** Open model: arrivals started and dropped so far, and started a second over the window. */
   arrivals?: { started: number; dropped: number; perSecond: number };
 }
@@ -427,7 +429,7 @@ export function progressOf(recorder: Recorder, window: number): Progress {
 }
 
 /** The progress of several worker threads as one: counts add up, the worst p99 stands for all. */
-export function sumProgress(all: Progress[], pgBackends: number): Progress {
+export function sumProgress(all: Progress[], pgBackends: number | null): Progress {
   const p99s = all.map((p) => p.p99).filter((p): p is number => p !== null);
   return {
     done: all.reduce((n, p) => n + p.done, 0),

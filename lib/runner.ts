@@ -136,7 +136,8 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     const goal = { users, steps: scenario.steps?.(options) ?? options.actions, stages: plan?.stages, share: open };
     const progress = setInterval(() => {
       recorder.second();
-      io.progress?.(progressLine(sumProgress(workers.map((w) => w.progress), recorder.pgBackends), goal, started));
+      const backends = sampler ? recorder.pgBackends : null;
+      io.progress?.(progressLine(sumProgress(workers.map((w) => w.progress), backends), goal, started));
     }, window * 1000);
     const cpuBefore = process.cpuUsage();
     const machineBusy = watchMachine();

@@ -73,6 +73,15 @@ test("the progress line shows arrivals against the target rate, and those droppe
   );
 });
 
+test("the progress line counts PostgreSQL's backends only when they are sampled: an app of one's own may have none", () => {
+  const progress = { done: 40, failed: 0, activeUsers: 7, requestsPerSecond: 120, p99: 80 };
+  const started = Date.now() - 10_000;
+  const sampled = progressLine({ ...progress, pgBackends: 3 }, { users: 10, steps: 10 }, started);
+  assert.match(sampled, /\| users 7\/10 \| 120 req\/s \| 0 failed \| p99 80 ms \| PostgreSQL 3$/);
+  const unsampled = progressLine({ ...progress, pgBackends: null }, { users: 10, steps: 10 }, started);
+  assert.match(unsampled, /\| 0 failed \| p99 80 ms$/);
+});
+
 /** An instance of two, with its share of --max-active 100. */
 const shareOf2 = { stride: 2, maxActive: 50 };
 
