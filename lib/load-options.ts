@@ -222,14 +222,24 @@ export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: 
     if (!options.url) usage("--kubernetes-job needs --url: the pods load an application, not one of their own");
     options.instances ??= 1;
   } else if (options.instances !== undefined) {
+    const problems: string[] = [];
     const index = options.index ?? process.env.JOB_COMPLETION_INDEX;
     if (index === undefined || !/^\d+$/.test(String(index)) || Number(index) >= options.instances) {
-      usage(
+      problems.push(
         `--instances ${options.instances} needs --index (or JOB_COMPLETION_INDEX) from 0 to ${
           options.instances - 1
         }, not ${index ?? "none"}`,
       );
     }
+    // Left to their defaults (a time-based id, a random seed), each instance would be a run of its own.
+    const unshared = ["--instance", "--seed"].filter((flag) => !given.includes(flag.slice(2)));
+    if (unshared.length) {
+      problems.push(
+        `--instances ${options.instances} needs ${unshared.join(" and ")}, the same for every instance, so that ` +
+          "--merge takes them for one run (the Kubernetes Job passes both)",
+      );
+    }
+    if (problems.length) usage(problems.join("; "));
     options.index = Number(index);
     if (options.users < options.instances) {
       usage(`--users ${options.users} cannot be shared among --instances ${options.instances}`);

@@ -136,7 +136,7 @@ describe("a Kubernetes Indexed Job, rehearsed", () => {
     assert.match(pod.stderr, /Start skew against the planned .*: \S+-0 \+\d+\.\d\d s/);
   });
 
-  test("without --url, or with an index out of range, it says what is needed", async () => {
+  test("without --url, with an index out of range, or by hand without a shared name and seed, it says so", async () => {
     const noUrl = await runScript("load.ts", ["--kubernetes-job", "--instances", "2"]);
     assert.equal(noUrl.status, 2);
     assert.match(noUrl.stderr, /--kubernetes-job needs --url/);
@@ -145,5 +145,9 @@ describe("a Kubernetes Indexed Job, rehearsed", () => {
     });
     assert.equal(badIndex.status, 2);
     assert.match(badIndex.stderr, /--instances 2 needs --index \(or JOB_COMPLETION_INDEX\) from 0 to 1, not 2/);
+    // Two instances started by hand, each with its own time-based name and random seed, would not merge.
+    const byHand = await runScript("load.ts", ["--url", forum.url, "--instances", "2", "--index", "0", "--seed", "7"]);
+    assert.equal(byHand.status, 2);
+    assert.match(byHand.stderr, /--instances 2 needs --instance, the same for every instance, so that --merge takes/);
   });
 });

@@ -21,8 +21,8 @@ let lenient: Results[];
 async function pods(run: string, ...more: string[]): Promise<Results[]> {
   return await Promise.all([0, 1].map((index) => {
     const args = ["node", "load.ts", "--url", forum.url, "--users", "4", "--actions", "1", "--instance", run];
-    const options = parseLoadOptions(forumScenario, [...args, "--instances", "2", "--index", String(index), ...more]);
-    return runLoad(forumScenario, { ...options, seed: 11 });
+    const pod = ["--seed", "11", "--instances", "2", "--index", String(index)];
+    return runLoad(forumScenario, parseLoadOptions(forumScenario, [...args, ...pod, ...more]));
   }));
 }
 
