@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
@@ -208,6 +208,23 @@ describe("a user's own repository with tierload as a dependency", () => {
       /Error: This file was loaded as CommonJS, so it has no import.meta: put it in a package whose package.json says "type": "module"/,
     );
   });
+});
+
+test("every package lib/ imports brings its types with tierload's dependencies: a user's tsc checks lib/ too", () => {
+  const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+  const installed = { ...manifest(root).dependencies, ...manifest(root).optionalDependencies };
+  const imported = new Set<string>();
+  for (const file of readdirSync(join(root, "lib")).filter((name) => name.endsWith(".ts"))) {
+    for (const [, name] of readFileSync(join(root, "lib", file), "utf8").matchAll(/ from "([^".][^"]*)"/g)) {
+      if (!name.startsWith("node:") && name !== "tierload") imported.add(name);
+    }
+  }
+  assert.ok(imported.has("pg") && imported.has("commander"), [...imported].join(", "));
+  const untyped = [...imported].filter((name) => {
+    const own = manifest(join(root, "node_modules", name));
+    return !own.types && !own.typings && !(`@types/${name}` in installed);
+  });
+  assert.deepEqual(untyped, [], "their types are devDependencies, which a dependency's user does not get");
 });
 
 test("a pod's arguments keep every $ as typed: Kubernetes expands $(VAR) and $$ unless doubled", async () => {
