@@ -30,6 +30,36 @@ export function command(name: string): Command {
   return new Command(name).exitOverride().version(`tierload ${VERSION}`, "-V, --version", "print the version and exit");
 }
 
+/** The environment variable that stands for an option: `--max-p99` is TIERLOAD_MAX_P99. */
+export function environmentName(long: string): string {
+  return "TIERLOAD_" + long.replace(/^--/, "").replace(/-/g, "_").toUpperCase();
+}
+
+/**
+ * Options not given on the command line, taken from their environment variables (TIERLOAD_USERS for --users),
+ * through the same parsers; a bad value is a usage error naming the variable.
+ */
+export function fromEnvironment(program: Command): void {
+  for (const option of program.options) {
+    const raw = option.long ? process.env[environmentName(option.long)] : undefined;
+    const key = option.attributeName();
+    if (raw === undefined || program.getOptionValueSource(key) === "cli") continue;
+    let value: unknown = raw;
+    if (!option.required && !option.optional) value = !/^(|0|false|no)$/i.test(raw);
+    else if (option.variadic) value = raw.split(/\s+/).filter(Boolean);
+    else if (option.parseArg) {
+      try {
+        value = option.parseArg(raw, undefined);
+      } catch (error) {
+        program.error(`error: ${environmentName(option.long!)}=${JSON.stringify(raw)}: ${(error as Error).message}`, {
+          exitCode: EXIT.usage,
+        });
+      }
+    }
+    program.setOptionValueWithSource(key, value, "env");
+  }
+}
+
 /** tierload's version, from its package.json. */
 export const VERSION: string = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version;
 

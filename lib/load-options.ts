@@ -5,19 +5,14 @@
  *
  *   const options = parseLoadOptions(shop, process.argv);
  */
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { arrivalPlan, countOf, parseStage, parseStages } from "./arrivals.ts";
-import { command, duration, EXIT, httpUrl, integer, number, scriptArgs, unwritable } from "./cli.ts";
+import { command, duration, EXIT, fromEnvironment, httpUrl, integer, number, scriptArgs, unwritable } from "./cli.ts";
 import { threshold } from "./thresholds.ts";
 import { instanceName } from "./merge.ts";
 import type { AnyScenario, LoadOptions } from "./scenario.ts";
 
 export type { LoadOptions } from "./scenario.ts";
-
-/** The environment variable that stands for an option: `--max-p99` is TIERLOAD_MAX_P99. */
-export function environmentName(long: string): string {
-  return "TIERLOAD_" + long.replace(/^--/, "").replace(/-/g, "_").toUpperCase();
-}
 
 /** The command for `scenario`: the tool's options, then the scenario's. */
 export function loadCommand(scenario: AnyScenario) {
@@ -298,31 +293,6 @@ function validated<T>(value: string, parse: (value: string) => T): string {
     return value;
   } catch (error) {
     throw new InvalidArgumentError((error as Error).message);
-  }
-}
-
-/**
- * Options not given on the command line, taken from their environment variables (TIERLOAD_USERS for --users),
- * through the same parsers; a bad value is a usage error naming the variable.
- */
-function fromEnvironment(program: Command): void {
-  for (const option of program.options) {
-    const raw = option.long ? process.env[environmentName(option.long)] : undefined;
-    const key = option.attributeName();
-    if (raw === undefined || program.getOptionValueSource(key) === "cli") continue;
-    let value: unknown = raw;
-    if (!option.required && !option.optional) value = !/^(|0|false|no)$/i.test(raw);
-    else if (option.variadic) value = raw.split(/\s+/).filter(Boolean);
-    else if (option.parseArg) {
-      try {
-        value = option.parseArg(raw, undefined);
-      } catch (error) {
-        program.error(`error: ${environmentName(option.long!)}=${JSON.stringify(raw)}: ${(error as Error).message}`, {
-          exitCode: EXIT.usage,
-        });
-      }
-    }
-    program.setOptionValueWithSource(key, value, "env");
   }
 }
 

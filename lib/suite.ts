@@ -1,6 +1,6 @@
 /**
  * The functional runner: a file of test cases (tier 1) becomes a program with `--url`, `--grep`, `--list`,
- * `--reporter spec|tap|junit` and Ctrl-C. Each case gets the little world its file defines (fresh users,
+ * `--reporter spec|tap|junit` (each also from the environment: `TIERLOAD_URL`, as the load tool's) and Ctrl-C. Each case gets the little world its file defines (fresh users,
  * unique names); a failure says the step, the URL, the status and the page, or the check and its line.
  *
  *   export const cases = suite(import.meta, {
@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Option } from "commander";
-import { command, EXIT, httpUrl, isMain, moduleUrl, printable, runMain, scriptArgs } from "./cli.ts";
+import { command, EXIT, fromEnvironment, httpUrl, isMain, moduleUrl, printable, runMain, scriptArgs } from "./cli.ts";
 import { shownUrl } from "./fetchData.ts";
 import { StepError } from "./steps.ts";
 import { escapeHtml } from "./web.ts";
@@ -167,9 +167,11 @@ ${testcases.join("\n")}
 Exit status: 0 when every case passed, 1 when any failed (or none matched), 2 for a usage error, 130 when
 interrupted (Ctrl-C: the case in flight finishes, the report shows what ran; a second Ctrl-C quits at once).
 The spec reporter prints one line per case and a last line "N passed, N failed";
-tap and junit print their format on stdout and that line on stderr.`,
+tap and junit print their format on stdout and that line on stderr.
+Every option can also be set in the environment: TIERLOAD_URL=http://... for --url (the command line wins).`,
       )
       .parse(scriptArgs(argv));
+    fromEnvironment(program);
     const options = program.opts<{ url?: string; grep?: string; reporter: "spec" | "tap" | "junit"; list?: boolean }>();
     const usage = (message: string) => program.error(`error: ${message}`, { exitCode: EXIT.usage });
     let grep: RegExp | undefined;

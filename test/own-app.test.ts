@@ -169,6 +169,12 @@ describe("a user's own repository with tierload as a dependency", () => {
     assert.match(stdout, /\n1 passed, 1 failed\n/);
   });
 
+  test("its cases take --url from the environment too, as its scenario does", async () => {
+    const { status, stdout, stderr } = await run("cases.ts", ["--grep", "forum Other"], { TIERLOAD_URL: forum.url });
+    assert.equal(status, 0, stderr);
+    assert.match(stdout, /^✓ the front page lists the forum Other .*\n1 passed, 0 failed\n$/);
+  });
+
   test("its Kubernetes Job runs its own file with every option given, and no secret in clear", async () => {
     const { status, stdout, stderr } = await run("scenario.ts", [
       ...["--kubernetes-job", "--url", forum.url, "--users", "10", "--instances", "2", "--look-share", "0.5"],
