@@ -120,7 +120,7 @@ export function loadCommand(scenario: AnyScenario) {
     .option("-v, --verbose", "print each failure as it happens, besides the report")
     .option(
       "--threshold <rule>",
-      "fail (exit 1) unless [action:]statistic<limit holds: reply:p95<500ms, *:p99<2s, errors<1% (repeatable)",
+      "fail (exit 1) unless [action:]statistic<limit holds: login:p95<500ms, *:p99<2s, errors<1% (repeatable)",
       threshold,
     )
     .option("--max-error-rate <fraction>", "the same as --threshold 'errors<FRACTION'", number(0, 1))

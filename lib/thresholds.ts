@@ -39,7 +39,7 @@ export function threshold(value: string, previous: Threshold[] = []): Threshold[
   );
   if (!match) {
     throw new InvalidArgumentError(
-      `"${value}" is not a threshold: write [action:]statistic<limit, as in reply:p95<500ms, *:p99<2s or errors<1% ` +
+      `"${value}" is not a threshold: write [action:]statistic<limit, as in login:p95<500ms, *:p99<2s or errors<1% ` +
         `(statistics: ${STATISTICS.join(", ")})`,
     );
   }

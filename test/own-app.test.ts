@@ -169,6 +169,17 @@ describe("a user's own repository with tierload as a dependency", () => {
     assert.match(stdout, /\n1 passed, 1 failed\n/);
   });
 
+  test("its --help, and the error for a threshold it cannot read, hold no word of the reference forum", async () => {
+    const help = await run("scenario.ts", ["--help"]);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /--look-share <fraction> +share of looks/);
+    const bad = await run("scenario.ts", ["--url", forum.url, "--threshold", "look:fast"]);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /"look:fast" is not a threshold: write \[action:\]statistic<limit, as in /);
+    const ours = help.stdout.replace("Visitors look at the list of forums", "") + bad.stderr; // but the scenario's own
+    assert.doesNotMatch(ours, /forum|repl(y|ies)/i);
+  });
+
   test("its cases take --url from the environment too, as its scenario does", async () => {
     const { status, stdout, stderr } = await run("cases.ts", ["--grep", "forum Other"], { TIERLOAD_URL: forum.url });
     assert.equal(status, 0, stderr);
