@@ -227,17 +227,31 @@ describe("a user's own repository with tierload as a dependency", () => {
   });
 });
 
-test("every package lib/ imports brings its types with tierload's dependencies: a user's tsc checks lib/ too", () => {
-  const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-  const installed = { ...manifest(root).dependencies, ...manifest(root).optionalDependencies };
-  const imported = new Set<string>();
+/** tierload's package.json, or a package's under its node_modules. */
+const manifest = (dir = root) => JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+
+/** The packages lib/ loads: those it imports, and those it imports when needed (esbuild, for worker threads). */
+function packagesLibLoads(): Map<string, "import" | "dynamic"> {
+  const loaded = new Map<string, "import" | "dynamic">();
   for (const file of readdirSync(join(root, "lib")).filter((name) => name.endsWith(".ts"))) {
-    for (const [, name] of readFileSync(join(root, "lib", file), "utf8").matchAll(/ from "([^".][^"]*)"/g)) {
-      if (!name.startsWith("node:") && name !== "tierload") imported.add(name);
+    const source = readFileSync(join(root, "lib", file), "utf8");
+    for (const [, imported, dynamic] of source.matchAll(/ from "([^".][^"]*)"|await import\("([^".`][^"]*)"\)/g)) {
+      const name = imported ?? dynamic;
+      if (!name.startsWith("node:") && name !== "tierload") loaded.set(name, imported ? "import" : "dynamic");
     }
   }
-  assert.ok(imported.has("pg") && imported.has("commander"), [...imported].join(", "));
-  const untyped = [...imported].filter((name) => {
+  assert.ok(["pg", "commander", "esbuild"].every((name) => loaded.has(name)), [...loaded.keys()].join(", "));
+  return loaded;
+}
+
+test("every package lib/ loads is a dependency: a user's install has no devDependency of tierload", () => {
+  const installed = { ...manifest().dependencies, ...manifest().optionalDependencies };
+  assert.deepEqual([...packagesLibLoads().keys()].filter((name) => !(name in installed)), []);
+});
+
+test("every package lib/ imports brings its types with tierload's dependencies: a user's tsc checks lib/ too", () => {
+  const installed = { ...manifest().dependencies, ...manifest().optionalDependencies };
+  const untyped = [...packagesLibLoads().keys()].filter((name) => {
     const own = manifest(join(root, "node_modules", name));
     return !own.types && !own.typings && !(`@types/${name}` in installed);
   });
