@@ -39,7 +39,7 @@ let db: pg.Pool;
 let userCount = 0;
 
 before(async () => {
-  forum = await startTestForum([], { pool: 120 });
+  forum = await startTestForum([], { pool: 40 });
   db = new pg.Pool({ connectionString: forum.databaseUrl, max: 2 });
 });
 after(async () => {

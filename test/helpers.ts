@@ -9,10 +9,11 @@ import { type Output, recordOutput, runtimeCommand, waitForOutput } from "../lib
 
 /**
  * The reference forum on a free port, on its own embedded PostgreSQL, quiet, with cheap password
- * hashes (scrypt is the same code at any cost) and a small pool.
+ * hashes (scrypt is the same code at any cost) and a small pool (each connection costs PostgreSQL about 30 ms of
+ * CPU to open: 50 of them made a start 1.2 CPU-s dearer).
  */
 export function startTestForum(faults: Fault[] = [], options: ForumOptions = {}): Promise<RunningForum> {
-  return startForum({ port: 0, pool: 50, scryptCost: 1024, faults, log: () => {}, ...options });
+  return startForum({ port: 0, pool: 10, scryptCost: 1024, faults, log: () => {}, ...options });
 }
 
 export interface ScriptRun {

@@ -117,7 +117,7 @@ test("open-model options that contradict each other are usage errors, all named 
 describe("arrivals at a rate against the reference forum", () => {
   let forum: RunningForum;
   const dir = mkdtempSync(join(tmpdir(), "tierload-open-"));
-  before(async () => forum = await startTestForum([], { pool: 100 }));
+  before(async () => forum = await startTestForum([], { pool: 20 }));
   after(async () => {
     await forum.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -207,7 +207,7 @@ describe("arrivals at a rate against the reference forum", () => {
 test("wrk2's demonstration: the forum stopped for 2 s in a paced run shows from the due time, not from the start", async () => {
   // The forum in a process group of its own (its PostgreSQL with it), so that SIGSTOP stops all of it.
   const server = startCommand(
-    runtimeCommand("scripts/forum-server.ts", ["--port", "0", "--scrypt-cost", "1024", "--pool", "50"]),
+    runtimeCommand("scripts/forum-server.ts", ["--port", "0", "--scrypt-cost", "1024", "--pool", "20"]),
     { group: true, timeoutMs: 180_000 },
   );
   try {
