@@ -36,7 +36,7 @@ import {
 } from "node:fs";
 import { arch, hostname, platform, tmpdir, userInfo } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
-import { freePort, recordOutput, stopChild, waitForOutput } from "./process.ts";
+import { freePort, recordOutput, spawnWatched, stopChild, waitForOutput } from "./process.ts";
 
 export interface Database {
   url: string;
@@ -213,6 +213,29 @@ export function temporaryDataDir(log: (line: string) => void = () => {}): DataDi
 }
 
 /**
+ * A PostgreSQL of its own, in a temporary data directory, for an application started for a run: stop() stops it
+ * and removes the directory (as this process's death does: the watchdog, then the reaper).
+ *
+ *   const database = await startTemporaryPostgres(40, log);   // database.url; ... await database.stop();
+ */
+export async function startTemporaryPostgres(maxConnections: number, log: (line: string) => void): Promise<Database> {
+  const dir = temporaryDataDir(log);
+  try {
+    const database = await startEmbeddedPostgres(dir.path, maxConnections, log);
+    return {
+      url: database.url,
+      async stop() {
+        await database.stop();
+        dir.remove();
+      },
+    };
+  } catch (error) {
+    dir.remove();
+    throw error;
+  }
+}
+
+/**
  * The binaries as `owner` can run them: these, or (when a directory on the way is closed to it, a clone
  * under a 0700 /root) hard links to the whole tree in `dir`, copies where links cannot be made.
  */
@@ -371,20 +394,14 @@ export async function startEmbeddedPostgres(
       "-c",
       `max_connections=${maxConnections}`,
     ];
-    const server = platform() === "win32"
-      ? spawn(binaries.postgres, args, { stdio: ["pipe", "pipe", "pipe"] })
-      : spawn("sh", [
-        "-c",
-        // Run postgres; when our end of the stdin pipe closes (we stopped, or died), ask it for a
-        // fast shutdown. Background jobs get /dev/null as stdin, so the pipe goes to them as fd 3.
-        // SIGCONT too: a postgres stopped with SIGSTOP would otherwise keep the SIGINT pending forever.
-        'exec 3<&0; "$@" 3<&- & pid=$!; (read _ <&3; kill -INT $pid; kill -CONT $pid) 2>/dev/null & exec 3<&-; wait $pid',
-        "postgres-watchdog",
-        binaries.postgres,
-        ...args,
-        // Its own process group: a terminal's Ctrl-C goes to our group, and PostgreSQL must outlive it
-        // until we have finished with it (the pipe, not the signal, tells it when).
-      ], { ...owner, cwd: dir, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    // SIGINT: PostgreSQL's fast shutdown. Its own process group: a terminal's Ctrl-C goes to our group, and
+    // PostgreSQL must outlive it until we have finished with it (the pipe, not the signal, tells it when).
+    const server = spawnWatched(binaries.postgres, args, {
+      signal: "INT",
+      name: "postgres-watchdog",
+      cwd: dir,
+      ...owner,
+    });
     const output = recordOutput(server);
     server.stdout!.resume();
     const failure = await waitForOutput(server, output, "stderr", "ready to accept connections")

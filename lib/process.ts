@@ -1,10 +1,47 @@
 /**
  * Child processes as the scripts and tests use them: run a TypeScript file under the runtime running
- * this one, watch what a child prints, stop it and wait until it is gone, read the open-file limits.
+ * this one, start one that stops when we do, watch what a child prints, stop it and wait until it is gone,
+ * read the open-file limits.
  */
-import { type ChildProcess, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { platform } from "node:os";
+
+/**
+ * Spawns `command` in a process group of its own under a small sh watchdog that holds our end of a pipe: when
+ * the pipe closes (stopChild(child, "stdin"), or this process died, even by kill -9), it sends `signal` to the
+ * command (with `group`, to every process in the group, what the command started too), and SIGCONT, so that a
+ * stopped one hears it. Its stdout and stderr are piped to us. On Windows, the command alone.
+ *
+ *   const server = spawnWatched("postgres", ["-D", dir], { signal: "INT" });   // ... stopChild(server, "stdin", 30_000)
+ */
+export function spawnWatched(
+  command: string,
+  args: string[],
+  options: {
+    signal: "INT" | "TERM";
+    group?: boolean;
+    name?: string;
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    uid?: number;
+    gid?: number;
+  },
+): ChildProcess {
+  const { signal, group, name = "watchdog", ...rest } = options;
+  const stdio: ["pipe", "pipe", "pipe"] = ["pipe", "pipe", "pipe"];
+  if (platform() === "win32") return spawn(command, args, { ...rest, stdio });
+  // Background jobs get /dev/null as stdin, so the pipe goes to the command's watcher as fd 3. The watcher holds
+  // none of our pipes' other ends (they close when the command, and what it started, has ended), and outlives
+  // a signal to its own group long enough to send SIGCONT after it.
+  const target = group ? "0" : "$pid";
+  const watcher = `(trap '' ${signal}; read _ <&3; kill -${signal} ${target}; kill -CONT ${target}) >/dev/null 2>&1 &`;
+  return spawn("sh", ["-c", `exec 3<&0; "$@" 3<&- & pid=$!; ${watcher} exec 3<&-; wait $pid`, name, command, ...args], {
+    ...rest,
+    stdio,
+    detached: true,
+  });
+}
 
 /** The command that runs a TypeScript file under this runtime: Deno's `run -A`, or Node with this process's loader. */
 export function runtimeCommand(script: string, args: string[] = []): string[] {

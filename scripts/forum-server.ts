@@ -22,7 +22,7 @@ import { Option } from "commander";
 import pg from "pg";
 import { command, integer, isMain, runMain, scriptArgs } from "../lib/cli.ts";
 import { type DatabasePool, openFixedPool, type Queryable } from "../lib/fixed-pool.ts";
-import { startEmbeddedPostgres, temporaryDataDir } from "../lib/postgres.ts";
+import { startEmbeddedPostgres, startTemporaryPostgres } from "../lib/postgres.ts";
 import { recordOutput, runtimeCommand, stopChild, waitForOutput, whenOrphaned } from "../lib/process.ts";
 import { escapeHtml, parseCookieHeader } from "../lib/web.ts";
 
@@ -986,13 +986,13 @@ export async function startForum(options: ForumOptions = {}): Promise<RunningFor
     let databaseUrl = options.databaseUrl ?? process.env.DATABASE_URL;
     let maxConnections: number;
     if (!databaseUrl) {
-      const temporary = options.dataDir ? null : temporaryDataDir(log);
-      const dir = temporary?.path ?? resolve(options.dataDir!);
-      if (temporary) cleanups.push(() => Promise.resolve(temporary.remove()));
-      mkdirSync(dir, { recursive: true });
       // Headroom over the pool: the load test's sampler, psql, autovacuum and superuser slots.
       maxConnections = poolSize + 100;
-      const database = await startEmbeddedPostgres(dir, maxConnections, log);
+      const dir = options.dataDir && resolve(options.dataDir);
+      if (dir) mkdirSync(dir, { recursive: true });
+      const database = dir
+        ? await startEmbeddedPostgres(dir, maxConnections, log)
+        : await startTemporaryPostgres(maxConnections, log);
       cleanups.push(database.stop);
       databaseUrl = database.url;
     }
