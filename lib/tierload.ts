@@ -1,6 +1,7 @@
 /**
  * tierload as a library: everything a user's own files import, from one place. An adapter (tier 2) uses
- * tier 3 and the step helpers; a file of cases uses `suite`; a load scenario uses `scenario`.
+ * tier 3 and the step helpers; a file of cases uses `suite`; a load scenario uses `scenario`; either starts the
+ * application, when no --url is given, with `startApplication`.
  *
  *   import { confirm, createSession, fetchPage, scenario, step, submitPageForm, suite } from "tierload";
  *
@@ -41,3 +42,4 @@ export { readResultsFrom } from "./results-file.ts";
 export { formatReport } from "./report.ts";
 export { renderReport } from "./report-html.ts";
 export { integer, isMain, number, runMain } from "./cli.ts";
+export { type ApplicationOptions, startApplication } from "./application.ts";
