@@ -3,11 +3,11 @@
 // passes with the verdict, the end-state check and the report. Without Django, one skipped test says so by name.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { formatReport, parseLoadOptions, renderReport, runLoad, StepError } from "../lib/tierload.ts";
+import { formatReport, parseLoadOptions, renderReport, runLoad, type StartedApp, StepError } from "../lib/tierload.ts";
 import { addAuthor, addBook, login } from "../examples/django-admin/adapter.ts";
 import { cases } from "../examples/django-admin/cases.ts";
 import djangoAdmin from "../examples/django-admin/scenario.ts";
-import { ADMIN, djangoMissing, type RunningDjangoAdmin, startDjangoAdmin } from "../examples/django-admin/server.ts";
+import { ADMIN, djangoMissing, startDjangoAdmin } from "../examples/django-admin/server.ts";
 
 const missing = djangoMissing();
 
@@ -15,7 +15,7 @@ if (missing) {
   test("Django is not installed (apt-get install python3-django python3-psycopg2 python3-gunicorn)", { skip: missing });
 } else {
   describe("Django's admin site", () => {
-    let site: RunningDjangoAdmin;
+    let site: StartedApp;
     before(async () => site = await startDjangoAdmin({ log: () => {}, fastPasswords: true }));
     after(() => site?.stop());
 
