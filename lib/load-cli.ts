@@ -111,6 +111,7 @@ async function runWithSignals(scenario: AnyScenario, options: LoadOptions, log: 
       },
       progressSeconds: tty ? 1 : 10,
       signal: interrupt.signal,
+      startupFrom: { user: 0, system: 0 },
     });
   } finally {
     if (tty) process.stderr.write("\r\x1b[K");

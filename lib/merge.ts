@@ -159,6 +159,9 @@ export function combine(all: Results[]): Facts {
     postgres: combinePostgres(all.map((r) => r.postgres), timeline),
     generator: {
       cpuSeconds: all.reduce((n, r) => n + r.generator.cpuSeconds, 0),
+      ...(all.some((r) => r.generator.startupCpuSeconds !== undefined)
+        ? { startupCpuSeconds: all.reduce((n, r) => n + (r.generator.startupCpuSeconds ?? 0), 0) }
+        : {}),
       coreShare: worst((g) => g.coreShare),
       eventLoopLagP99Ms: worst((g) => g.eventLoopLagP99Ms),
       eventLoopLagMaxMs: worst((g) => g.eventLoopLagMaxMs),

@@ -227,14 +227,26 @@ export function checkSentence(r: Results): { text: string; bad: boolean } {
   };
 }
 
+/** The worker threads a run's users ran in (the report lists them when more than one). */
+function threads(g: Results["generator"]): number {
+  return g.workers?.length ?? 1;
+}
+
+/** "58.0 CPU-s (1.9 starting, 56.1 running)": this process's CPU as the OS counts it; results before 2026-12 lack startup. */
+function startedAndRan(g: Results["generator"]): string {
+  if (g.startupCpuSeconds === undefined) return `${g.cpuSeconds.toFixed(1)} CPU-s`;
+  const total = g.startupCpuSeconds + g.cpuSeconds;
+  return `${total.toFixed(1)} CPU-s (${g.startupCpuSeconds.toFixed(1)} starting, ${g.cpuSeconds.toFixed(1)} running)`;
+}
+
 export function generatorSentences(r: Results): { text: string; bad: boolean }[] {
   const g = r.generator;
   const machineBusy = g.machineBusyShare > BUSY_SHARE;
   return [
     {
-      text: `Generator: ${g.cpuSeconds.toFixed(1)} CPU-s, ${g.cpuMsPerRequest.toFixed(2)} ms per request, ${
+      text: `Generator: ${startedAndRan(g)}, ${g.cpuMsPerRequest.toFixed(2)} ms per request, ${
         (g.coreShare * 100).toFixed(0)
-      } % of one core; event-loop lag p99 ${g.eventLoopLagP99Ms.toFixed(0)} ms, max ${
+      } % of one core while running; event-loop lag p99 ${g.eventLoopLagP99Ms.toFixed(0)} ms, max ${
         g.eventLoopLagMaxMs.toFixed(0)
       } ms`,
       bad: false,

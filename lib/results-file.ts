@@ -130,6 +130,7 @@ function resultProblems(r: Results): string[] {
       expect(isNumber(g[field]), `generator.${field}`, "a number");
     }
     expect(typeof g.saturated === "boolean", "generator.saturated", "true or false");
+    expect(absent(g.startupCpuSeconds) || isNumber(g.startupCpuSeconds), "generator.startupCpuSeconds", "a number");
   }
   if (r.check !== null && expect(isObject(r.check), "check", "null or an object")) {
     const c = r.check;

@@ -202,7 +202,14 @@ export interface Results {
   open?: OpenResults;
   postgres: PostgresResults;
   generator: {
+    /** This process's CPU (all its threads) while its users ran. */
     cpuSeconds: number;
+    /**
+     * This process's CPU before its users began: the runtime, loading the modules, starting the worker threads (the
+     * application's own process not included). Absent in results before 2026-12.
+     */
+    startupCpuSeconds?: number;
+    /** Startup and run together, per page load: what the OS counts for this process, per request. */
     cpuMsPerRequest: number;
     coreShare: number;
     eventLoopLagP99Ms: number;
@@ -344,7 +351,9 @@ export function buildResults(facts: Facts, thresholds: Threshold[]): Results {
     failures: m.failures,
   }]));
   const requests = [...metrics.values()].filter((m) => m.kind === "page").reduce((n, m) => n + m.count, 0);
-  const cpuMsPerRequest = requests ? (generator.cpuSeconds * 1000) / requests : 0;
+  const cpuMsPerRequest = requests
+    ? ((generator.cpuSeconds + (generator.startupCpuSeconds ?? 0)) * 1000) / requests
+    : 0;
   const unjudged = {
     tool: "tierload" as const,
     format: 1 as const,

@@ -37,6 +37,11 @@ export interface RunIO {
   progressSeconds?: number;
   /** Aborted: start no new actions, let those in flight finish, check and report (an interrupt). */
   signal?: AbortSignal;
+  /**
+   * Where this process's startup CPU is counted from: the command line gives zero (from the process's start, as
+   * the OS counts it); by default, from this call.
+   */
+  startupFrom?: NodeJS.CpuUsage;
 }
 
 /**
@@ -50,6 +55,7 @@ export interface RunIO {
  *   assert.equal(results.verdict.ok, true, results.verdict.reasons.join("; "));
  */
 export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: RunIO = {}): Promise<Results> {
+  const startupFrom = io.startupFrom ?? process.cpuUsage();
   const log = io.log ?? (() => {});
   let interrupted = io.signal?.aborted ?? false;
   let stopping: () => void = () => {};
@@ -140,6 +146,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
       io.progress?.(progressLine(sumProgress(workers.map((w) => w.progress), backends), goal, started));
     }, window * 1000);
     const cpuBefore = process.cpuUsage();
+    const startup = process.cpuUsage(startupFrom);
     const machineBusy = watchMachine();
     // Open model: this instance's arrivals are dealt out among its threads in turn, as its rate and
     // its share of --max-active are.
@@ -212,6 +219,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
       postgres: postgresResults(sampler?.findings() ?? null, samplerError, app?.pool),
       generator: {
         cpuSeconds,
+        startupCpuSeconds: (startup.user + startup.system) / 1e6,
         coreShare,
         eventLoopLagP99Ms: Math.max(...loops.map((l) => l.eventLoopLagP99Ms)),
         eventLoopLagMaxMs: Math.max(...loops.map((l) => l.eventLoopLagMaxMs)),

@@ -93,6 +93,17 @@ describe("a small run with thresholds, CSV and --quiet", () => {
     assert.match(refused.stderr, /expected a time such as 250ms/);
   });
 
+  test("the generator's CPU counts this process from its start, as the OS does: startup and run apart", () => {
+    const [, total, startup, running, perRequest] =
+      /Generator: ([\d.]+) CPU-s \(([\d.]+) starting, ([\d.]+) running\), ([\d.]+) ms per request/
+        .exec(run.stdout)!;
+    assert.ok(Math.abs(Number(total) - Number(startup) - Number(running)) <= 0.11, run.stdout);
+    // Loading the runtime's modules alone takes more than a tenth of a CPU-second under either runtime.
+    assert.ok(Number(startup) > 0.1, `startup ${startup} CPU-s`);
+    const requests = Number(/Ran for [\d.]+ s: \d+ actions, \d+ failed; (\d+) requests/.exec(run.stdout)![1]);
+    assert.ok(Math.abs(Number(perRequest) - (Number(total) * 1000) / requests) < 0.05 * Number(perRequest) + 0.01);
+  });
+
   test("p95 is in the table; --quiet prints the report and nothing else", () => {
     assert.match(run.stdout, /count +errors +per s +min +p50 +p90 +p95 +p99 +max +ms/);
     assert.equal(run.stderr, "");

@@ -93,6 +93,7 @@ describe("a small run against the reference forum", () => {
     assert.equal(json.postgres.sampled, true);
     assert.ok(json.postgres.peakBackends >= 1 && json.postgres.maxConnections >= 50);
     assert.ok(json.generator.cpuSeconds > 0 && json.generator.cpuMsPerRequest > 0);
+    assert.ok(json.generator.startupCpuSeconds! > 0, "starting the worker threads counts as startup");
     assert.ok(json.actions["GET /forum"].bytes! > 0, "bytes received on the wire, per page load");
     assert.equal(json.actions.reply.bytes, undefined, "an action's bytes are its page loads'");
     assert.equal(typeof json.generator.saturated, "boolean");
