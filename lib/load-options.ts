@@ -127,7 +127,7 @@ export function loadCommand(scenario: AnyScenario) {
     .option("--max-p99 <time>", "the same as --threshold '*:p99<TIME' (2s, 500ms; bare number: ms)", duration("ms"))
     .option(
       "--workers <n>",
-      "worker threads the users run in (default: 1 beside an application started here, one per core against --url)",
+      "worker threads the users run in (default 1; the report says when one thread was the limit)",
       integer(1, 256),
     )
     .option(

@@ -265,7 +265,10 @@ export function generatorSentences(r: Results): { text: string; bad: boolean }[]
       : []),
     ...(g.saturated
       ? [{
-        text: "SATURATED: the generator itself was the bottleneck, so its latencies measure it, not the application",
+        text: "SATURATED: the generator itself was the bottleneck, so its latencies measure it, not the application" +
+          (threads(g) < g.cores
+            ? `; this machine has ${g.cores} cores: --workers ${g.cores} runs the users in ${g.cores} threads`
+            : ""),
         bad: true,
       }]
       : []),

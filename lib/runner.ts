@@ -5,7 +5,7 @@
  *
  *   const results = await runLoad(shop, parseLoadOptions(shop, ["node", "load.ts", "--users", "20"]));
  */
-import { availableParallelism, cpus } from "node:os";
+import { cpus } from "node:os";
 import { arrivalPlan, countOf, stagesInWords } from "./arrivals.ts";
 import { instanceOf, loadCommand, type LoadOptions, openShareOf, shareStart } from "./load-options.ts";
 import { progressLine, sumProgress } from "./report.ts";
@@ -83,7 +83,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     const url = options.url ?? app!.url;
     workers = await userThreads(
       scenario.file,
-      Math.min(options.workers ?? (options.url ? availableParallelism() : 1), users, open?.maxActive ?? users),
+      Math.min(options.workers ?? 1, users, open?.maxActive ?? users),
     );
     stopping = () => workers.forEach((w) => w.stop());
     if (interrupted) stopping();

@@ -4,6 +4,7 @@
  *
  *   const busy = watchMachine();   // ... the run ...   busy() // 0.97
  */
+import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { cpus, platform } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -33,12 +34,16 @@ export interface LoopLoad {
 }
 
 /**
- * Event-loop lag (how late a 100 ms timer fires) and utilization, of the thread that calls it. High lag
- * or near-full utilization means the generator, not the app, is slow.
+ * Event-loop lag (how late a 100 ms timer fires) and how busy the thread that calls it was: the share of the
+ * time it ran on a CPU, from its own line in /proc (Linux), else its event loop's utilization (which also
+ * counts the time the thread waited for a CPU, so a busy machine looks like a busy generator). High lag or a
+ * thread near fully busy means the generator, not the app, is slow.
  */
 export function watchEventLoop(): { stop(): LoopLoad } {
   const lag = histogram();
   const utilization = performance.eventLoopUtilization();
+  const started = performance.now();
+  const cpuBefore = threadCpuSeconds();
   let expected = performance.now() + 100;
   const timer = setInterval(() => {
     const now = performance.now();
@@ -49,14 +54,35 @@ export function watchEventLoop(): { stop(): LoopLoad } {
     stop() {
       clearInterval(timer);
       const used = performance.eventLoopUtilization(utilization);
+      const cpu = threadCpuSeconds();
+      const seconds = (performance.now() - started) / 1000;
       return {
         // HDR answers a bucket's highest value, which may pass the true maximum.
         eventLoopLagP99Ms: Math.min(lag.getValueAtPercentile(99), lag.maxValue) / 1000,
         eventLoopLagMaxMs: lag.maxValue / 1000,
-        busyShare: used.idle + used.active > 0 ? used.utilization : null,
+        busyShare: cpu !== null && cpuBefore !== null && seconds > 0
+          ? Math.min(1, (cpu - cpuBefore) / seconds)
+          : used.idle + used.active > 0
+          ? used.utilization
+          : null,
       };
     },
   };
+}
+
+/**
+ * The CPU-seconds (user and system) the calling thread has run, from /proc/thread-self/stat (in the clock ticks
+ * of 1/100 s that Linux reports there); null where there is no such file.
+ */
+function threadCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync("/proc/thread-self/stat", "utf8");
+    // The name (2nd field) is in parentheses and may hold spaces: the fields after it start at the last ")".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
 }
 
 /** One look at PostgreSQL's client backends: how many are connected, and how many are running a statement. */
