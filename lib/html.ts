@@ -421,13 +421,45 @@ function compile(query: string): Compiled {
     try {
       expression = parseXPath(query);
     } catch (cause) {
-      throw new Error(`Invalid XPath ${JSON.stringify(query)}: ${(cause as Error).message}`, { cause });
+      throw new Error(`Invalid XPath ${JSON.stringify(query)}: ${whereParsingStops(query, cause as Error)}`, { cause });
     }
     shortenDescendantSteps((expression as Linked).expression);
     if (compiled.size >= MAX_COMPILED) compiled.delete(compiled.keys().next().value!);
     compiled.set(query, expression);
   }
   return expression;
+}
+
+// xpath's parser says only "XPath parse error". Its tables are public: running them again over the
+// query's tokens finds the token it could not take, which the message names with its place.
+// deno-lint-ignore no-explicit-any
+const { XPathParser } = xpath as any;
+
+function whereParsingStops(query: string, cause: Error): string {
+  if (cause.message !== "XPath parse error") return cause.message;
+  const [types, values]: [number[], string[]] = new XPathParser().tokenize(query);
+  const states = [0];
+  for (let at = 0; at < types.length;) {
+    const state = states[states.length - 1];
+    const action = XPathParser.actionTable[state].charAt(types[at] - 1);
+    const number = XPathParser.actionTableNumber[state].charCodeAt(types[at] - 1) - 32;
+    if (action === XPathParser.SHIFT) {
+      states.push(number);
+      at++;
+    } else if (action === XPathParser.REDUCE) {
+      const [symbol, length] = XPathParser.productions[number];
+      states.length -= length;
+      states.push(XPathParser.gotoTable[states[states.length - 1]].charCodeAt(symbol - 2) - 33);
+    } else if (at === types.length - 1) {
+      return at === 0 ? "it is empty" : `it ends too soon, after ${JSON.stringify(values[at - 1])}`;
+    } else {
+      let offset = 0;
+      for (const value of values.slice(0, at + 1)) offset = query.indexOf(value, offset) + value.length;
+      const column = offset - values[at].length + 1;
+      return `unexpected ${JSON.stringify(values[at])}` + (column > 0 ? ` at character ${column}` : "");
+    }
+  }
+  return cause.message;
 }
 
 // `//tr[@class='thread']` means descendant-or-self::node()/child::tr[...]: xpath runs the child step

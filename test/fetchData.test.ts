@@ -159,11 +159,18 @@ describe("evaluateXPath()", () => {
     assert.equal(evaluateXPath(page, "count(//html:a[text()=$t])", { t: "' or '1'='1" }), 0);
   });
 
-  test("a syntax error names the query", () => {
+  test("a syntax error names the query and where parsing stopped", () => {
     assert.throws(
       () => evaluateXPath(doc, "//html:tr[@class='thread'"),
-      /Invalid XPath "\/\/html:tr\[@class='thread'"/,
+      /^Error: Invalid XPath "\/\/html:tr\[@class='thread'": it ends too soon, after "thread"$/,
     );
+    assert.throws(
+      () => evaluateXPath(doc, "//html:tr[@class='a' and]/html:td"),
+      /^Error: Invalid XPath ".*": unexpected "]" at character 25$/,
+    );
+    assert.throws(() => evaluateXPath(doc, "///html:p"), /: unexpected "\/" at character 3$/);
+    assert.throws(() => evaluateXPath(doc, "  "), /^Error: Invalid XPath " {2}": it is empty$/);
+    assert.throws(() => evaluateXPath(doc, "//p[@a='x]"), /^Error: Invalid XPath .*: Unterminated string literal/);
     assert.throws(() => evaluateXPath(doc, "//x:tr"), /Cannot evaluate XPath "\/\/x:tr": .*x/);
     assert.throws(() => evaluateXPath(doc, "//html:h1[text()=$missing]"), /Cannot evaluate XPath .*missing/);
   });
