@@ -100,7 +100,7 @@ export function loadCommand(scenario: AnyScenario) {
       "--database-url <url>",
       "PostgreSQL to sample for client backends (automatic for an application started here)",
     )
-    .option("--timeout <time>", "time limit of each request (30s, 2m; bare number: ms)", duration("ms", 1), 120_000)
+    .option("--timeout <time>", "time limit of each request (30s, 2m; bare number: ms)", duration("ms", 1), 300_000)
     .option("--json <file>", "write the full results, histograms included, to this file (- for stdout)")
     .option("--report <file>", "write a self-contained HTML report with charts (with --merge: from saved JSON)")
     .option("--csv <prefix>", "write PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_stats_history.csv")
@@ -164,7 +164,7 @@ export function loadCommand(scenario: AnyScenario) {
   const shown: Record<string, string> = {
     "--ramp-up": "0s",
     "--think-time": "0ms",
-    "--timeout": "2m",
+    "--timeout": "5m",
     "--start-in": "90s",
     "--max-lateness": "1s",
   };

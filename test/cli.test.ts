@@ -39,7 +39,7 @@ test("a time without a unit the tool knows is a usage error naming the option an
   );
   const help = await runScript("load.ts", ["--help"]);
   assert.match(help.stdout, /--think-time <time> +mean pause [^]*?bare\s+number: ms\) \(default: 0ms\)/);
-  assert.match(help.stdout, /--timeout <time> [^]*?\(default: 2m\)/);
+  assert.match(help.stdout, /--timeout <time> [^]*?\(default: 5m\)/);
   assert.match(help.stdout, /--threshold <rule>/);
 });
 
