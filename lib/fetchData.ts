@@ -169,7 +169,7 @@ const flatTrees = new WeakMap<Page, FlatTree>();
 function flatTree(page: Page): FlatTree {
   let tree = flatTrees.get(page);
   if (!tree) {
-    tree = parseFlat(page.body);
+    tree = parseFlat(markup(page).body);
     flatTrees.set(page, tree);
   }
   return tree;
@@ -230,7 +230,32 @@ export function shownUrl(url: string): string {
 
 /** The visible text of a page, collapsed and cut to `max` characters: enough to see the message. */
 export function excerpt(page: Page, max = 300): string {
+  if (!isMarkup(page)) return excerptOf([[page.body]], max);
   return excerptOf(EXCERPT_QUERIES.map((query) => texts(page, query)), max);
+}
+
+/** The answer's media type (`text/html`), lower case, without parameters; "" when it has none. */
+function mediaType(page: Page): string {
+  return String(page.headers?.["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+}
+
+/**
+ * Whether XPath can read the answer: HTML, XHTML or XML, or no Content-Type at all (which a browser sniffs, as
+ * markup here). A JSON, plain-text, image or octet-stream answer is not a page to query.
+ */
+function isMarkup(page: Page): boolean {
+  const type = mediaType(page);
+  return ["", "text/html", "application/xhtml+xml", "text/xml", "application/xml"].includes(type) ||
+    type.endsWith("+xml");
+}
+
+/** The page, when XPath can read it; otherwise an error naming its URL and what it answered. */
+function markup(page: Page): Page {
+  if (isMarkup(page)) return page;
+  throw new Error(
+    `${shownUrl(page.url)} answered ${mediaType(page)}, not HTML: XPath queries read HTML and XML pages ` +
+      `(page.body has this answer as text)`,
+  );
 }
 
 const MAX_REDIRECTS = 10;
@@ -324,7 +349,7 @@ async function navigate(session: Session, method: "GET" | "POST", url: string, o
     const encoding = encodingOf(response.body, contentType);
     const text = decode(response.body, contentType);
     session.onRequest?.({ ...record, ms: performance.now() - started });
-    return {
+    const page: Page = {
       url: target.href,
       status: response.status,
       statusText: response.statusText,
@@ -332,11 +357,12 @@ async function navigate(session: Session, method: "GET" | "POST", url: string, o
       body: text,
       encoding,
       get document() {
-        const document = parseHtml(text);
-        Object.defineProperty(this, "document", { value: document });
+        const document = parseHtml(markup(page).body);
+        Object.defineProperty(page, "document", { value: document });
         return document;
       },
     };
+    return page;
   }
 }
 

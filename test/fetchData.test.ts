@@ -292,6 +292,12 @@ describe("over HTTP", () => {
           <div class=post id=post-2><div class=body>no author</div></div>
           <div class=post id=post-3><span class=author>bob</span><div class=body>third</div></div>`,
         );
+      case "/app/typed":
+        res.writeHead(Number(url.searchParams.get("status") ?? 200), { "content-type": url.searchParams.get("type")! });
+        return res.end(url.searchParams.get("body"));
+      case "/app/untyped":
+        res.writeHead(200);
+        return res.end("<p class=sniffed>markup</p>");
       case "/app/slow":
         return setTimeout(() => html(200, "late"), 2000).unref();
       default:
@@ -392,6 +398,34 @@ describe("over HTTP", () => {
       /^GET http:\/\/127\.0\.0\.1:\d+\/app\/broken answered 500 Internal Server Error: database is down Internal error$/,
     );
     assert.match(error.page.body, /<p class=error>database is down/);
+  });
+
+  test("an answer that is not markup is not queried as a page: the error names its URL and type", async () => {
+    const session = createSession(base);
+    for (const type of ["application/json", "application/octet-stream", "text/plain; charset=utf-8", "image/png"]) {
+      const params = { type, body: "<p>looks like a tag</p>" };
+      await assert.rejects(
+        fetchData(session, "typed", "//html:p", undefined, params),
+        new RegExp(`^Error: http://127\\.0\\.0\\.1:\\d+/app/typed\\?\\S+ answered ${type.split(";")[0]}, not HTML: `),
+      );
+      await assert.rejects(fetchOne(session, "typed", "count(//html:p)", undefined, params), /not HTML/);
+      const page = await fetchPage(session, "typed", params);
+      assert.throws(() => queryRows(page, "//html:p", { t: "." }), /not HTML/);
+      assert.throws(() => page.document, /not HTML/);
+    }
+    assert.equal(
+      await fetchOne(session, "typed", "//html:x", undefined, { type: "application/xhtml+xml", body: "<x>1</x>" }),
+      "1",
+    );
+    assert.equal(await fetchOne(session, "untyped", "//html:p[@class='sniffed']"), "markup");
+    const failed = await fetchPage(session, "typed", {
+      status: 503,
+      type: "text/plain",
+      body: "  down for\n maintenance ",
+    })
+      .catch((e) => e);
+    assert.ok(failed instanceof HttpError);
+    assert.match(failed.message, / answered 503 Service Unavailable: down for maintenance$/);
   });
 
   test("a long URL is cut short in messages, its length said, and kept whole in the error's url", async () => {
