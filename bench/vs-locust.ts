@@ -92,7 +92,10 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b), middle = sorted.length / 2;
+  return Number.isInteger(middle) ? (sorted[middle - 1] + sorted[middle]) / 2 : sorted[Math.floor(middle)];
+};
 console.log(`${users} users x ${actions} actions, ${rounds} rounds; CPU-s by /usr/bin/time (user + system), medians`);
 console.log(["tool", "CPU-s", "requests", "failed", "requests/CPU-s", "each round"].join("\t"));
 const perCpu: Record<string, number> = {};
