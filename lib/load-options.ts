@@ -203,16 +203,15 @@ export function parseLoadOptions<O extends object>(scenario: AnyScenario, argv: 
   });
   const options = { ...values, given } as LoadOptions & O;
   const usage = (message: string) => program.error(`error: ${message}`, { exitCode: EXIT.usage });
-  for (
-    const [flag, path] of [
-      ["--json", options.json],
-      ["--report", options.report],
-      ["--csv", options.csv && `${options.csv}_stats.csv`],
-    ]
-  ) {
+  const outputs = [
+    ["--json", options.json],
+    ["--report", options.report],
+    ["--csv", options.csv && `${options.csv}_stats.csv`],
+  ].flatMap(([flag, path]) => {
     const problem = path === "-" && flag === "--json" ? null : unwritable(path);
-    if (problem) usage(`${flag} ${problem}`);
-  }
+    return problem ? [`${flag} ${problem}`] : [];
+  });
+  if (outputs.length) usage(outputs.join("; "));
   if (options.kubernetesJob) {
     if (!options.url) usage("--kubernetes-job needs --url: the pods load an application, not one of their own");
     options.instances ??= 1;

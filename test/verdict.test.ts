@@ -114,6 +114,11 @@ test("usage errors exit 2 in all four scripts, with commander's message", async 
       /--json .* cannot be written: the directory .* does not exist/,
     ],
     ["load.ts", ["--report", dir], /--report .* is a directory/],
+    [
+      "load.ts",
+      ["--json", join(dir, "missing", "x.json"), "--report", dir, "--csv", join(dir, "gone", "run")],
+      /--json .* does not exist; --report .* is a directory; --csv .*gone\/run_stats\.csv cannot be written/,
+    ],
     ["functional.ts", ["--reporter", "xml"], /argument 'xml' is invalid/],
     ["tune-macos.ts", ["--connectoins", "5"], /unknown option '--connectoins'\n\(Did you mean --connections\?\)/],
     ["forum-server.ts", ["--prot", "1"], /unknown option '--prot'\n\(Did you mean --port\?\)/],
