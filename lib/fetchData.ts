@@ -18,7 +18,15 @@ import type { IncomingHttpHeaders } from "node:http";
 import { type Answer, exchange } from "./exchange.ts";
 import { browserHeaders, type FetchSite, fetchSite, worstSite } from "./headers.ts";
 import { decode, encodingOf } from "./encoding.ts";
-import { formSubmission, FormSubmissionError, type FormValues, type SubmitOptions } from "./form.ts";
+import { flatElements, isFlatForm } from "./flat-elements.ts";
+import {
+  type FormElement,
+  type FormPageTree,
+  formSubmission,
+  FormSubmissionError,
+  type FormValues,
+  type SubmitOptions,
+} from "./form.ts";
 import {
   evaluateXPath,
   EXCERPT_QUERIES,
@@ -423,6 +431,32 @@ export async function submitForm(
   values: FormValues = {},
   options: SubmitOptions = {},
 ): Promise<Page> {
+  const { form, tree } = findForm(page, formQuery, options);
+  let submission;
+  try {
+    submission = await formSubmission(form, page, values, options, tree);
+  } catch (cause) {
+    const reason = (cause as Error).message;
+    throw new FormSubmissionError(`Cannot submit the form ${formQuery} on ${shownUrl(page.url)}: ${reason}`, { cause });
+  }
+  const { method, url, body, contentType } = submission;
+  return ensureOk(method, await navigate(toSession(session, url), method, url, { body, contentType, from: page }));
+}
+
+/**
+ * The page's one form for `formQuery`: from the flat tree when its evaluator answers the query with one HTML
+ * form (no DOM is built), else from page.document, which also says why there is none.
+ */
+function findForm(page: Page, formQuery: string, options: SubmitOptions): { form: FormElement; tree?: FormPageTree } {
+  // A submitter given as a DOM element is compared with the DOM's own elements.
+  if (flatQueryType(formQuery) === "nodes" && (options.submitter === null || typeof options.submitter !== "object")) {
+    const tree = flatTree(page);
+    const found = evaluateFlat(tree, formQuery);
+    if (Array.isArray(found) && found.length === 1 && isFlatForm(tree, found[0])) {
+      const view = flatElements(tree);
+      return { form: view.element(found[0]), tree: view };
+    }
+  }
   const forms = evaluateXPath(page.document, formQuery);
   if (!Array.isArray(forms) || forms.length !== 1) {
     throw new FormNotFoundError(formQuery, page, describeCount(forms));
@@ -431,15 +465,7 @@ export async function submitForm(
     const found = forms[0].nodeType === 1 ? `<${(forms[0] as Element).localName}>` : forms[0].nodeName;
     throw new FormNotFoundError(formQuery, page, `${found}, not a <form>`);
   }
-  let submission;
-  try {
-    submission = await formSubmission(forms[0] as Element, page, values, options);
-  } catch (cause) {
-    const reason = (cause as Error).message;
-    throw new FormSubmissionError(`Cannot submit the form ${formQuery} on ${shownUrl(page.url)}: ${reason}`, { cause });
-  }
-  const { method, url, body, contentType } = submission;
-  return ensureOk(method, await navigate(toSession(session, url), method, url, { body, contentType, from: page }));
+  return { form: forms[0] as Element };
 }
 
 function describeCount(value: XPathValue): string {

@@ -3,6 +3,7 @@
  * parsed page, then the form's method, action and encoding. Nothing here does HTTP; lib/fetchData.ts sends it.
  *
  *   const submission = await formSubmission(form, { url: page.url, encoding: "utf-8" }, { title: "Hi" });
+ *   // form: a DOM element (its document read through the DOM), or a flat tree's (lib/flat-elements.ts)
  *   // { method: "POST", url: "http://…/new-thread", contentType: "application/x-www-form-urlencoded", body, entries }
  *
  * The rules followed, from the standard (https://html.spec.whatwg.org/#form-submission-algorithm):
@@ -48,6 +49,46 @@ export interface SubmitOptions {
   submitter?: string | Element | null;
 }
 
+/**
+ * What the entry list reads of an element: a DOM Element has it, and so does lib/flat-elements.ts's view of a
+ * flat tree, so that a page's form is read without building a DOM. The same element is always the same object.
+ */
+export interface FormElement {
+  readonly localName: string;
+  getAttribute(name: string): string | null;
+  hasAttribute(name: string): boolean;
+  readonly parentElement: FormElement | null;
+  readonly children: ArrayLike<FormElement>;
+  readonly childNodes: ArrayLike<{ readonly nodeType: number; readonly nodeValue: string | null }>;
+  readonly textContent: string | null;
+}
+
+/** What the form reads of its page beyond the form: the base URL, an id's element, the controls it may own. */
+export interface FormPageTree {
+  /** The first `<base href>`'s href, or null. */
+  baseHref(): string | null;
+  /** The first element with this id, in tree order. */
+  byId(id: string): FormElement | null;
+  /** In tree order: the form's HTML button, input, select and textarea descendants, and every HTML element with a form attribute. */
+  candidates(form: FormElement): FormElement[];
+}
+
+/** A DOM document as the form reads it. */
+function domTree(document: Document): FormPageTree {
+  return {
+    baseHref: () => document.querySelector("base[href]")?.getAttribute("href") ?? null,
+    byId(id) {
+      const found = evaluateXPath(document, "//*[@id=$id]", { id });
+      return Array.isArray(found) && found.length ? found[0] as Element : null;
+    },
+    candidates: (form) =>
+      evaluateXPath(
+        form as Element,
+        ".//html:button | .//html:input | .//html:select | .//html:textarea | //html:*[@form]",
+      ) as Element[],
+  };
+}
+
 /** One name and value of the form data set. */
 export interface Entry {
   name: string;
@@ -88,12 +129,13 @@ export class FormSubmissionError extends Error {
 
 /** Builds what a browser sends for `form` on `page`, with `values` in place of the form's own. */
 export async function formSubmission(
-  form: Element,
+  form: FormElement,
   page: FormPage,
   values: FormValues = {},
   options: SubmitOptions = {},
+  tree: FormPageTree = domTree((form as Element).ownerDocument),
 ): Promise<FormSubmission> {
-  const controls = ownedControls(form);
+  const controls = ownedControls(form, tree);
   const submitter = chooseSubmitter(controls, options.submitter);
   const encoding = formEncoding(form, page);
   const entries = applyValues(entryList(controls, submitter, encoding), values);
@@ -105,7 +147,7 @@ export async function formSubmission(
     throw new FormSubmissionError("its method is dialog, which closes a dialog and sends nothing");
   }
   const actionValue = attribute("action", "formaction");
-  const base = baseUrl(form.ownerDocument, page.url);
+  const base = baseUrl(tree, page.url);
   let action: URL;
   try {
     action = actionValue ? new URL(actionValue, base) : new URL(page.url);
@@ -142,9 +184,9 @@ function parseEnctype(value: string | null): Enctype {
 }
 
 /** The document's base URL: its first `<base href>`, resolved against the page's URL. */
-function baseUrl(document: Document, pageUrl: string): string {
-  const href = document.querySelector("base[href]")?.getAttribute("href");
-  if (href === null || href === undefined) return pageUrl;
+function baseUrl(tree: FormPageTree, pageUrl: string): string {
+  const href = tree.baseHref();
+  if (href === null) return pageUrl;
   try {
     return new URL(href, pageUrl).href;
   } catch {
@@ -153,7 +195,7 @@ function baseUrl(document: Document, pageUrl: string): string {
 }
 
 /** The form's accept-charset (its first encoding a browser knows), else the page's encoding. */
-function formEncoding(form: Element, page: FormPage): string {
+function formEncoding(form: FormElement, page: FormPage): string {
   const accept = form.getAttribute("accept-charset");
   if (accept !== null) {
     const known = accept.split(/[\t\n\f\r ]+/).filter(Boolean).map(encodingName).find(Boolean);
@@ -167,31 +209,22 @@ function formEncoding(form: Element, page: FormPage): string {
 // ---------------------------------------------------------------------------------------------
 
 /** The form owner of a listed element: the form its `form` attribute names, or its nearest form ancestor. */
-function formOwner(element: Element): Element | null {
+function formOwner(element: FormElement, tree: FormPageTree): FormElement | null {
   if (element.hasAttribute("form")) {
     const id = element.getAttribute("form");
-    const named = id ? firstWithId(element.ownerDocument, id) : null;
+    const named = id ? tree.byId(id) : null;
     return named?.localName === "form" ? named : null;
   }
   for (let e = element.parentElement; e; e = e.parentElement) if (e.localName === "form") return e;
   return null;
 }
 
-function firstWithId(document: Document, id: string): Element | null {
-  const found = evaluateXPath(document, "//*[@id=$id]", { id });
-  return Array.isArray(found) && found.length ? found[0] as Element : null;
-}
-
 /** The submittable elements the form owns, in tree order. */
-function ownedControls(form: Element): Element[] {
-  const candidates = evaluateXPath(
-    form,
-    ".//html:button | .//html:input | .//html:select | .//html:textarea | //html:*[@form]",
-  ) as Element[];
-  return candidates.filter((e) => SUBMITTABLE.has(e.localName) && formOwner(e) === form);
+function ownedControls(form: FormElement, tree: FormPageTree): FormElement[] {
+  return tree.candidates(form).filter((e) => SUBMITTABLE.has(e.localName) && formOwner(e, tree) === form);
 }
 
-function inputType(element: Element): string {
+function inputType(element: FormElement): string {
   const type = (element.getAttribute("type") ?? "").toLowerCase();
   return INPUT_TYPES.has(type) ? type : "text";
 }
@@ -221,12 +254,12 @@ const INPUT_TYPES = new Set([
   "button",
 ]);
 
-function isButton(element: Element): boolean {
+function isButton(element: FormElement): boolean {
   if (element.localName === "button") return true;
   return element.localName === "input" && ["submit", "image", "reset", "button"].includes(inputType(element));
 }
 
-function isSubmitButton(element: Element): boolean {
+function isSubmitButton(element: FormElement): boolean {
   if (element.localName === "button") {
     const type = (element.getAttribute("type") ?? "submit").toLowerCase();
     return type !== "reset" && type !== "button";
@@ -235,9 +268,9 @@ function isSubmitButton(element: Element): boolean {
 }
 
 /** A control is disabled by its own attribute, or by a disabled fieldset (outside that fieldset's first legend). */
-function isDisabled(element: Element): boolean {
+function isDisabled(element: FormElement): boolean {
   if (element.hasAttribute("disabled")) return true;
-  let child: Element = element;
+  let child: FormElement = element;
   for (let e = element.parentElement; e; child = e, e = e.parentElement) {
     if (e.localName === "fieldset" && e.hasAttribute("disabled")) {
       const legend = Array.from(e.children).find((c) => c.localName === "legend");
@@ -247,16 +280,16 @@ function isDisabled(element: Element): boolean {
   return false;
 }
 
-function label(button: Element): string {
+function label(button: FormElement): string {
   return (button.localName === "button" ? button.textContent ?? "" : button.getAttribute("value") ?? "").trim();
 }
 
-function describe(button: Element): string {
+function describe(button: FormElement): string {
   const name = button.getAttribute("name");
   return name ? JSON.stringify(name) : `(no name, labelled ${JSON.stringify(label(button))})`;
 }
 
-function chooseSubmitter(controls: Element[], wanted: SubmitOptions["submitter"]): Element | null {
+function chooseSubmitter(controls: FormElement[], wanted: SubmitOptions["submitter"]): FormElement | null {
   if (wanted === null) return null;
   const buttons = controls.filter(isSubmitButton);
   if (wanted === undefined) {
@@ -285,7 +318,7 @@ function chooseSubmitter(controls: Element[], wanted: SubmitOptions["submitter"]
 // The entry list
 // ---------------------------------------------------------------------------------------------
 
-function entryList(controls: Element[], submitter: Element | null, encoding: string): Entry[] {
+function entryList(controls: FormElement[], submitter: FormElement | null, encoding: string): Entry[] {
   const entries: Entry[] = [];
   const checkedRadios = lastCheckedRadios(controls);
   for (const field of controls) {
@@ -335,7 +368,7 @@ function entryList(controls: Element[], submitter: Element | null, encoding: str
   return entries;
 }
 
-function appendDirname(entries: Entry[], field: Element, value: string): void {
+function appendDirname(entries: Entry[], field: FormElement, value: string): void {
   const dirname = field.getAttribute("dirname");
   if (dirname && (field.localName === "textarea" || DIRNAME_TYPES.has(inputType(field)))) {
     entries.push({ name: dirname, value: direction(field, value) });
@@ -345,9 +378,9 @@ function appendDirname(entries: Entry[], field: Element, value: string): void {
 const DIRNAME_TYPES = new Set(["hidden", "text", "search", "tel", "url", "email", "password", "submit"]);
 
 /** Of the checked radios of one name, the last in tree order: each one checked unchecks the others. */
-function lastCheckedRadios(controls: Element[]): Set<Element> {
-  const last = new Map<string, Element>();
-  const unnamed = new Set<Element>();
+function lastCheckedRadios(controls: FormElement[]): Set<FormElement> {
+  const last = new Map<string, FormElement>();
+  const unnamed = new Set<FormElement>();
   for (const c of controls) {
     if (c.localName !== "input" || inputType(c) !== "radio" || !c.hasAttribute("checked")) continue;
     const name = c.getAttribute("name");
@@ -357,8 +390,8 @@ function lastCheckedRadios(controls: Element[]): Set<Element> {
   return new Set([...last.values(), ...unnamed]);
 }
 
-function listOfOptions(select: Element): Element[] {
-  const options: Element[] = [];
+function listOfOptions(select: FormElement): FormElement[] {
+  const options: FormElement[] = [];
   for (const child of Array.from(select.children)) {
     if (child.localName === "option") options.push(child);
     else if (child.localName === "optgroup") {
@@ -368,14 +401,14 @@ function listOfOptions(select: Element): Element[] {
   return options;
 }
 
-function isOptionDisabled(option: Element): boolean {
+function isOptionDisabled(option: FormElement): boolean {
   if (option.hasAttribute("disabled")) return true;
   const parent = option.parentElement;
   return parent?.localName === "optgroup" && parent.hasAttribute("disabled");
 }
 
 /** The options a select starts with selected, after the standard's selectedness setting algorithm. */
-function selectedOptions(select: Element): Element[] {
+function selectedOptions(select: FormElement): FormElement[] {
   const options = listOfOptions(select);
   const selected = options.filter((o) => o.hasAttribute("selected"));
   if (select.hasAttribute("multiple")) return selected;
@@ -386,7 +419,7 @@ function selectedOptions(select: Element): Element[] {
   return first ? [first] : [];
 }
 
-function optionValue(option: Element): string {
+function optionValue(option: FormElement): string {
   const value = option.getAttribute("value");
   if (value !== null) return value;
   return (option.textContent ?? "").replace(/[\t\n\f\r ]+/g, " ").trim();
@@ -400,7 +433,7 @@ const stripNewlines = (v: string) => v.replace(/[\r\n]/g, "");
 const stripSpace = (v: string) => v.replace(/^[\t\n\f\r ]+|[\t\n\f\r ]+$/g, "");
 const FLOAT = /^-?(?:\d+|\d*\.\d+)(?:[eE][-+]?\d+)?$/;
 
-function inputValue(input: Element, type: string): string {
+function inputValue(input: FormElement, type: string): string {
   const raw = input.getAttribute("value") ?? "";
   switch (type) {
     case "hidden":
@@ -440,7 +473,7 @@ function inputValue(input: Element, type: string): string {
   }
 }
 
-function parseFloatAttribute(input: Element, name: string): number | undefined {
+function parseFloatAttribute(input: FormElement, name: string): number | undefined {
   const value = input.getAttribute(name);
   return value !== null && FLOAT.test(value) && Number.isFinite(Number(value)) ? Number(value) : undefined;
 }
@@ -449,7 +482,7 @@ function parseFloatAttribute(input: Element, name: string): number | undefined {
  * A range's value: a number clamped to min..max (not rounded to the step: Chromium does not), else the
  * default, the middle, on the step.
  */
-function rangeValue(input: Element, raw: string): string {
+function rangeValue(input: FormElement, raw: string): string {
   const min = parseFloatAttribute(input, "min") ?? 0;
   let max = parseFloatAttribute(input, "max") ?? 100;
   if (max < min) max = min;
@@ -516,8 +549,8 @@ const STRONG_RTL = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]|[\u{10800}-\u{10ff
 const STRONG = /[\p{L}\u0590-\u08ff]/u;
 
 /** `ltr` or `rtl`: the control's `dir`, its text's first strong character for `dir=auto`, else its ancestors'. */
-function direction(field: Element, value: string): "ltr" | "rtl" {
-  for (let e: Element | null = field; e; e = e.parentElement) {
+function direction(field: FormElement, value: string): "ltr" | "rtl" {
+  for (let e: FormElement | null = field; e; e = e.parentElement) {
     const dir = (e.getAttribute("dir") ?? "").toLowerCase();
     if (dir === "ltr" || dir === "rtl") return dir;
     // A telephone number reads left to right unless its own dir says otherwise.
@@ -533,12 +566,12 @@ function firstStrong(text: string): "ltr" | "rtl" {
 }
 
 /** The text `dir=auto` looks at on an element: its descendants' text, not in bdi, script, style, textarea or a dir. */
-function autoText(element: Element): string {
+function autoText(element: FormElement): string {
   let text = "";
   for (const node of Array.from(element.childNodes)) {
     if (node.nodeType === 3) text += node.nodeValue ?? "";
     else if (node.nodeType === 1) {
-      const child = node as Element;
+      const child = node as unknown as FormElement;
       if (["bdi", "script", "style", "textarea"].includes(child.localName) || child.hasAttribute("dir")) continue;
       text += autoText(child);
     }

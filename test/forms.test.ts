@@ -219,6 +219,18 @@ describe("submitForm() sends what a browser sends", () => {
     );
   });
 
+  test("the form is read from the page's flat tree, building no DOM; a query left to the DOM finds the same", async () => {
+    const session = createSession(base);
+    const page = await fetchPage(session, "form?name=owners");
+    const sent = echoed(await submitForm(session, page, "//html:form[@id='f']"));
+    assert.equal(typeof Object.getOwnPropertyDescriptor(page, "document")?.get, "function", "page.document was built");
+    assert.equal(sent.body, "outside=1&inside=2");
+    // The flat evaluator leaves the following axis to the xpath package, over page.document.
+    const viaDom = echoed(await submitForm(session, page, "//html:input[@name='outside']/following::html:form[1]"));
+    assert.equal(typeof Object.getOwnPropertyDescriptor(page, "document")?.get, "undefined");
+    assert.deepEqual(viaDom, sent);
+  });
+
   test("submitPageForm() takes the same values: null unchecks a checkbox, an array sends a name per value", async () => {
     const session = createSession(base);
     const page = await fetchPage(session, "form?name=checkbox");
