@@ -445,11 +445,13 @@ export async function submitForm(
 
 /**
  * The page's one form for `formQuery`: from the flat tree when its evaluator answers the query with one HTML
- * form (no DOM is built), else from page.document, which also says why there is none.
+ * form (no DOM is built), else from page.document, which also says why there is none. A page whose DOM someone
+ * has built is read through it, as they may have changed it; so is a submitter given as a DOM element.
  */
 function findForm(page: Page, formQuery: string, options: SubmitOptions): { form: FormElement; tree?: FormPageTree } {
-  // A submitter given as a DOM element is compared with the DOM's own elements.
-  if (flatQueryType(formQuery) === "nodes" && (options.submitter === null || typeof options.submitter !== "object")) {
+  const domBuilt = typeof Object.getOwnPropertyDescriptor(page, "document")?.get !== "function";
+  const domSubmitter = options.submitter !== null && typeof options.submitter === "object";
+  if (!domBuilt && !domSubmitter && flatQueryType(formQuery) === "nodes") {
     const tree = flatTree(page);
     const found = evaluateFlat(tree, formQuery);
     if (Array.isArray(found) && found.length === 1 && isFlatForm(tree, found[0])) {

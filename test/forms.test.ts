@@ -231,6 +231,13 @@ describe("submitForm() sends what a browser sends", () => {
     assert.deepEqual(viaDom, sent);
   });
 
+  test("a page whose DOM a caller changed is submitted as changed", async () => {
+    const session = createSession(base);
+    const page = await fetchPage(session, "form?name=owners");
+    page.document.querySelector("input[name=inside]")!.setAttribute("value", "changed");
+    assert.equal(echoed(await submitForm(session, page, "//html:form[@id='f']")).body, "outside=1&inside=changed");
+  });
+
   test("submitPageForm() takes the same values: null unchecks a checkbox, an array sends a name per value", async () => {
     const session = createSession(base);
     const page = await fetchPage(session, "form?name=checkbox");
