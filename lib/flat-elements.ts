@@ -10,7 +10,8 @@
  * It reads the tree as the DOM built from the same page would: a template's contents are not among its
  * children, and the controls are HTML elements (an <input> inside <svg> is not one).
  */
-import { ELEMENT, type FlatTree, NAMESPACES, TEXT } from "./native-html.ts";
+import { ELEMENT, type FlatTree, NAMESPACES } from "./native-html.ts";
+import { flatDescendants, flatString } from "./xpath-flat.ts";
 import type { FormElement, FormPageTree } from "./form.ts";
 
 const XHTML = NAMESPACES[1];
@@ -63,12 +64,7 @@ class FlatElement implements FormElement {
   }
 
   get textContent(): string {
-    const tree = this.view.tree;
-    let text = "";
-    this.view.walk(this.index, (n) => {
-      if (tree.kind[n] === TEXT) text += tree.data(n);
-    });
-    return text;
+    return flatString(this.view.tree, this.index);
   }
 }
 
@@ -81,22 +77,6 @@ class FlatElements implements FormPageTree {
     let element = this.made.get(index);
     if (!element) this.made.set(index, element = new FlatElement(this, index));
     return element;
-  }
-
-  /** Calls `visit` on `root`'s descendants in tree order (not `root` itself; not into a template's contents). */
-  walk(root: number, visit: (node: number) => void): void {
-    const { first, next, parent } = this.tree;
-    let n = first[root];
-    while (n >= 0) {
-      visit(n);
-      if (first[n] >= 0) {
-        n = first[n];
-        continue;
-      }
-      while (n !== root && next[n] < 0) n = parent[n];
-      if (n === root) return;
-      n = next[n];
-    }
   }
 
   /** Whether `node` is an HTML element. */
@@ -118,31 +98,21 @@ class FlatElements implements FormPageTree {
   }
 
   candidates(form: FormElement): FlatElement[] {
-    const root = (form as FlatElement).index, found: FlatElement[] = [];
-    let inside = false;
-    const { parent } = this.tree;
-    this.walk(0, (n) => {
-      if (!this.isHtml(n)) return;
-      inside = false;
-      for (let a = parent[n]; a >= 0; a = parent[a]) {
-        if (a === root) {
-          inside = true;
-          break;
-        }
-      }
-      const control = inside && CONTROLS.has(this.tree.localName(this.tree.name[n]));
-      if (control || this.tree.getAttribute(n, "form") !== null) found.push(this.element(n));
-    });
+    const { tree } = this;
+    const inside = new Set(flatDescendants(tree, (form as FlatElement).index));
+    const found: FlatElement[] = [];
+    for (const n of flatDescendants(tree, 0)) {
+      if (!this.isHtml(n)) continue;
+      const control = inside.has(n) && CONTROLS.has(tree.localName(tree.name[n]));
+      if (control || tree.getAttribute(n, "form") !== null) found.push(this.element(n));
+    }
     return found;
   }
 
   /** The first node in tree order for which `test` holds, or -1. */
   private find(test: (node: number) => boolean): number {
-    let found = -1;
-    this.walk(0, (n) => {
-      if (found < 0 && test(n)) found = n;
-    });
-    return found;
+    for (const n of flatDescendants(this.tree, 0)) if (test(n)) return n;
+    return -1;
   }
 }
 

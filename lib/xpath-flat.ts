@@ -144,6 +144,12 @@ export function flatString(tree: FlatTree, node: number): string {
   return node === 0 ? "" : stringOf(indexOf(tree), node);
 }
 
+/** `node`'s descendants in document order (a template's contents left out): a view of the index, not a copy. */
+export function flatDescendants(tree: FlatTree, node: number): Int32Array {
+  const ix = indexOf(tree);
+  return ix.order.subarray(ix.rank[node] + 1, ix.end[node]);
+}
+
 /** The node that contains `node` (an attribute's element), or -1 for the document. */
 export function flatParent(tree: FlatTree, node: number): number {
   const ix = indexOf(tree);
