@@ -1,8 +1,9 @@
 /**
  * HTML as a browser sees it, and XPath 1.0 over it: parseHtml, evaluateXPath, and the regex stage.
  *
- * IMPORTING THIS FILE CHANGES LINKEDOM AND XPATH FOR THE WHOLE PROCESS. Each patch below says what it
- * fixes and what it was measured to cost or save; in short:
+ * IMPORTING THIS FILE CHANGES XPATH FOR THE WHOLE PROCESS, AND THE FIRST parseHtml CHANGES LINKEDOM (the
+ * copy require() loads, which page.document's nodes come from). Each patch below says what it fixes and what
+ * it was measured to cost or save; in short:
  * - linkedom's Node.prototype.compareDocumentPosition answers from document-order stamps during an
  *   evaluation (it walked the tree, and only approximated document order);
  * - linkedom's Attr gets the DOM's nodeValue (it answered null, so [@value=''] matched nothing);
@@ -11,14 +12,16 @@
  * - parsed pages are built by constructors of our own that set linkedom's fields (linkedom's register
  *   every node in a WeakMap, which made garbage collection superlinear): their nodes take no
  *   addEventListener.
- * A process that uses linkedom or xpath for anything else gets the fixed behaviour too. Nothing here
+ * A process that uses xpath, or linkedom's CommonJS build, for anything else gets the fixed behaviour too. Nothing here
  * knows HTTP; lib/fetchData.ts builds on it.
  *
  *   const doc = parseHtml("<table><tr class=thread><td>1</table>");
  *   evaluateXPath(doc, "count(//html:tr[@class='thread'])");        // 1
  */
-import { DOMParser } from "linkedom";
-import { type DefaultTreeAdapterMap, parse as parseHtml5, type Token, type TreeAdapter } from "parse5";
+import { createRequire } from "node:module";
+import type * as Linkedom from "linkedom";
+import type * as Parse5 from "parse5";
+import type { DefaultTreeAdapterMap, Token, TreeAdapter } from "parse5";
 import xpath from "xpath";
 
 export const XHTML_NAMESPACE = "http://www.w3.org/1999/xhtml";
@@ -30,15 +33,57 @@ export type Variables = Record<string, string | number | boolean>;
 // HTML parsing: parse5's WHATWG tree construction building linkedom nodes
 // ---------------------------------------------------------------------------------------------
 
+// A DOM is built only for a caller that asks for one (page.document): tier 3 answers queries from the flat
+// tree, so a load run never does. linkedom and parse5 are therefore loaded, probed and patched at the first
+// parseHtml, not when this file is imported: importing them cost each thread of a load run about 0.4 CPU-s
+// (node -e "await import('linkedom')" and the like, against node -e 0). require(), because a getter cannot
+// await an import; Node (20.19 and later) and Deno both require parse5's ES module.
+const load = createRequire(import.meta.url);
+let DOMParser: typeof Linkedom.DOMParser | undefined;
+let parseHtml5: typeof Parse5.parse;
+
 // linkedom keeps a document as one doubly linked list (element start, its attributes, its children,
 // its end marker). Building that list directly, as linkedom's own parser does, is what makes parsing
 // cheap; the public appendChild checks and notifies on every call. The list's links are symbols that
 // linkedom does not export, so they are found by name on a probe node, once.
 // deno-lint-ignore no-explicit-any
 type Linked = any;
-const probe: Linked = new DOMParser().parseFromString("", "text/html");
-const probeElement: Linked = probe.createElement("p");
-probe.doctype = "html";
+let probe: Linked;
+let NEXT: symbol, PREV: symbol, END: symbol, START: symbol, VALUE: symbol, CONTENT: symbol, DOCTYPE: symbol;
+let PRIVATE: symbol, CLASS_LIST: symbol, DATASET: symbol, STYLE: symbol, CHANGED: symbol;
+let DocumentType: new (doc: Document, name: string, publicId: string, systemId: string) => DocumentType;
+let ShapedText: ReturnType<typeof shapedLike>;
+let ShapedAttr: ReturnType<typeof shapedLike>;
+let fastElements = false;
+
+/** Loads linkedom and parse5, finds linkedom's links and fields, and patches it (see the top of this file). */
+function loadDom(): typeof Linkedom.DOMParser {
+  if (DOMParser) return DOMParser;
+  const linkedom = load("linkedom") as typeof Linkedom;
+  parseHtml5 = (load("parse5") as typeof Parse5).parse;
+  probe = new linkedom.DOMParser().parseFromString("", "text/html");
+  const probeElement: Linked = probe.createElement("p");
+  probe.doctype = "html";
+  NEXT = linkedomSymbol(probeElement, "next");
+  PREV = linkedomSymbol(probeElement, "prev");
+  END = linkedomSymbol(probeElement, "end");
+  START = linkedomSymbol(probeElement[END], "start");
+  VALUE = linkedomSymbol(probe.createTextNode(""), "value");
+  CONTENT = linkedomSymbol(probe.createElement("template"), "content");
+  DOCTYPE = linkedomSymbol(probe, "doctype");
+  DocumentType = (probe.doctype as object).constructor as typeof DocumentType;
+  PRIVATE = linkedomSymbol(probeElement, "private");
+  CLASS_LIST = linkedomSymbol(probeElement, "classList");
+  DATASET = linkedomSymbol(probeElement, "dataset");
+  STYLE = linkedomSymbol(probeElement, "style");
+  CHANGED = linkedomSymbol(probe.createAttribute("a"), "changed");
+  ShapedText = shapedLike(probe.createTextNode("x"), TextNode, "x");
+  ShapedAttr = shapedLike(probe.createAttribute("a"), AttrNode, "a", "");
+  fastElements = Boolean(shapedLike(probe.createElement("td"), ElementNode, "td"));
+  orderFromStamps(findPrototypeWith(probeElement, "compareDocumentPosition"));
+  attrNodeValue(Object.getPrototypeOf(probe.createAttribute("a")));
+  return DOMParser = linkedom.DOMParser;
+}
 
 function linkedomSymbol(target: object, name: string): symbol {
   const found = Object.getOwnPropertySymbols(target).find((s) => s.description === name);
@@ -47,19 +92,6 @@ function linkedomSymbol(target: object, name: string): symbol {
   }
   return found;
 }
-const NEXT = linkedomSymbol(probeElement, "next");
-const PREV = linkedomSymbol(probeElement, "prev");
-const END = linkedomSymbol(probeElement, "end");
-const START = linkedomSymbol(probeElement[END], "start");
-const VALUE = linkedomSymbol(probe.createTextNode(""), "value");
-const CONTENT = linkedomSymbol(probe.createElement("template"), "content");
-const DOCTYPE = linkedomSymbol(probe, "doctype");
-const DocumentType = (probe.doctype as object).constructor as new (
-  doc: Document,
-  name: string,
-  publicId: string,
-  systemId: string,
-) => DocumentType;
 
 const TEXT_NODE = 3;
 const ELEMENT_NODE = 1;
@@ -89,11 +121,6 @@ function append(parent: Linked, node: Linked): void {
 // checked against nodes linkedom made itself; should a linkedom release change its fields, parsing
 // falls back to linkedom's own constructors (slower, still right). The price: nodes of a parsed page
 // take no addEventListener.
-const PRIVATE = linkedomSymbol(probeElement, "private");
-const CLASS_LIST = linkedomSymbol(probeElement, "classList");
-const DATASET = linkedomSymbol(probeElement, "dataset");
-const STYLE = linkedomSymbol(probeElement, "style");
-const CHANGED = linkedomSymbol(probe.createAttribute("a"), "changed");
 const NODE_END = -1;
 
 /** The fields every node starts with, in linkedom's order. */
@@ -163,9 +190,6 @@ function createHtmlElement(document: Linked, tagName: string): Linked {
   return Shaped ? new Shaped(document, tagName) : document.createElement(tagName);
 }
 
-const ShapedText = shapedLike(probe.createTextNode("x"), TextNode, "x");
-const ShapedAttr = shapedLike(probe.createAttribute("a"), AttrNode, "a", "");
-
 function createText(document: Linked, data: string): Linked {
   return ShapedText ? new ShapedText(document, data) : document.createTextNode(data);
 }
@@ -178,7 +202,10 @@ function createAttr(document: Linked, name: string, value: string): Linked {
 }
 
 /** Whether parseHtml builds nodes itself (true) or had to fall back to linkedom's constructors. */
-export const fastNodes = Boolean(ShapedText && ShapedAttr && shapedLike(probe.createElement("td"), ElementNode, "td"));
+export function fastNodes(): boolean {
+  loadDom();
+  return Boolean(ShapedText && ShapedAttr && fastElements);
+}
 
 function createAdapter(document: Linked): TreeAdapter<DefaultTreeAdapterMap> {
   let mode = "no-quirks";
@@ -282,7 +309,7 @@ function attributeName(attr: Token.Attribute): string {
  * Adjacent text is one text node, so `text()='Tom & Jerry'` matches.
  */
 export function parseHtml(html: string): Document {
-  const document = new DOMParser().parseFromString("", "text/html") as Linked;
+  const document = new (loadDom())().parseFromString("", "text/html") as Linked;
   // An empty linkedom HTML document starts with <html><head></head><body></body></html>.
   document[NEXT] = document[END];
   document[END][PREV] = document;
@@ -322,18 +349,19 @@ function ensureStamps(nodes: Linked[]): boolean {
   stampDocumentOrder();
   return nodes.every(stampedNow);
 }
-const nodeClassPrototype = findPrototypeWith(probeElement, "compareDocumentPosition");
-const linkedomCompare = nodeClassPrototype.compareDocumentPosition as (this: Node, other: Node) => number;
-nodeClassPrototype.compareDocumentPosition = function (this: Linked, other: Linked): number {
-  if (ensureStamps([this, other])) {
-    const a = this[ORDER], b = other[ORDER];
-    if (a === b) return 0;
-    return a < b
-      ? 4 /* FOLLOWING */ | (isWithin(other, this) ? 16 : 0)
-      : 2 /* PRECEDING */ | (isWithin(this, other) ? 8 : 0);
-  }
-  return linkedomCompare.call(this, other);
-};
+function orderFromStamps(nodeClassPrototype: Linked): void {
+  const linkedomCompare = nodeClassPrototype.compareDocumentPosition as (this: Node, other: Node) => number;
+  nodeClassPrototype.compareDocumentPosition = function (this: Linked, other: Linked): number {
+    if (ensureStamps([this, other])) {
+      const a = this[ORDER], b = other[ORDER];
+      if (a === b) return 0;
+      return a < b
+        ? 4 /* FOLLOWING */ | (isWithin(other, this) ? 16 : 0)
+        : 2 /* PRECEDING */ | (isWithin(this, other) ? 8 : 0);
+    }
+    return linkedomCompare.call(this, other);
+  };
+}
 
 function findPrototypeWith(object: object, method: string): Linked {
   let proto = Object.getPrototypeOf(object);
@@ -373,14 +401,16 @@ function stampDocumentOrder(): void {
 
 // The DOM says an Attr's nodeValue is its value; linkedom's answers null, and xpath reads
 // `value || nodeValue`, so an empty attribute compared as null: [@value=''] matched nothing.
-Object.defineProperty(Object.getPrototypeOf(probe.createAttribute("a")), "nodeValue", {
-  get(this: Attr) {
-    return this.value;
-  },
-  set(this: Attr, value: string) {
-    this.value = value;
-  },
-});
+function attrNodeValue(attrPrototype: object): void {
+  Object.defineProperty(attrPrototype, "nodeValue", {
+    get(this: Attr) {
+      return this.value;
+    },
+    set(this: Attr, value: string) {
+      this.value = value;
+    },
+  });
+}
 
 // xpath dedups a node-set by scanning it for each node it adds, which is quadratic in the result.
 // A Set does the same in linear time and keeps the first occurrence, as the scan does.
