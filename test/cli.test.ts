@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseLoadOptions } from "../lib/tierload.ts";
 import forumScenario from "../scripts/load.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { runScript, startTestForum } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tierload-cli-"));

@@ -6,7 +6,8 @@ import { execFileSync } from "node:child_process";
 import { connect } from "node:net";
 import { createSession, fetchPage, HttpError, type Page, post, queryOne, submitForm } from "../lib/fetchData.ts";
 import { createThread, getForumId, getThreadTitle, login, signup } from "../lib/forum.ts";
-import { databaseTrouble, type RunningForum } from "../scripts/forum-server.ts";
+import { databaseTrouble } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { alive, eventually, startTestForum } from "./helpers.ts";
 
 let count = 0;

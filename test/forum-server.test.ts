@@ -31,7 +31,8 @@ import {
   postReply,
   signup as signUp,
 } from "../lib/forum.ts";
-import { LIMITS, type RunningForum, startForum } from "../scripts/forum-server.ts";
+import { LIMITS, startForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { runScript, startScript, startTestForum, waitFor } from "./helpers.ts";
 
 let forum: RunningForum;

@@ -7,7 +7,8 @@ import { forum as suite } from "../scripts/functional.ts";
 
 const { cases, describeFailure, formatJunit } = suite;
 const runCases = suite.run;
-import type { Fault, RunningForum } from "../scripts/forum-server.ts";
+import type { Fault } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { runScript, startTestForum as start } from "./helpers.ts";
 
 function failuresOf(results: Result[]): Map<string, string> {

@@ -4,7 +4,8 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Fault, type ForumOptions, type RunningForum, startForum } from "../scripts/forum-server.ts";
+import { type Fault, type ForumOptions, startForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { type Output, recordOutput, runtimeCommand, waitForOutput } from "../lib/process.ts";
 
 /**

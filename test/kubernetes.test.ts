@@ -5,7 +5,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import type { Results } from "../lib/results.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { runScript, type ScriptRun, startCommand, startTestForum } from "./helpers.ts";
 
 interface Container {

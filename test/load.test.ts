@@ -14,7 +14,7 @@ import type { Results } from "../lib/results.ts";
 import { checkOpenFiles } from "../lib/load-cli.ts";
 import { type LoadOptions, parseLoadOptions, runLoad as runScenario } from "../lib/tierload.ts";
 import forumScenario from "../scripts/load.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { eventually, runScript, startTestForum as start } from "./helpers.ts";
 
 type ForumRun = LoadOptions & { replyShare: number; forum: string; pool: number };

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { bucketBounds, exposition } from "../lib/metrics.ts";
 import { freePort } from "../lib/process.ts";
 import type { Results } from "../lib/results.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { eventually, startCommand, startScript, startTestForum, waitFor } from "./helpers.ts";
 
 const PROMETHEUS = "/usr/bin/prometheus";

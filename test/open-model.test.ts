@@ -22,7 +22,7 @@ import { runLoad } from "../lib/runner.ts";
 import { runtimeCommand } from "../lib/process.ts";
 import { progressLine } from "../lib/report.ts";
 import forumScenario from "../scripts/load.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { runScript, signalGroup, startCommand, startTestForum, waitFor } from "./helpers.ts";
 
 const parse = (...args: string[]) => parseLoadOptions<LoadOptions>(forumScenario, ["node", "load.ts", ...args]);

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 import type { Results } from "../lib/results.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { startCommand, startTestForum } from "./helpers.ts";
 
 const root = resolve(import.meta.dirname ?? ".", "..");

@@ -11,7 +11,7 @@ import { openFixedPool } from "../lib/fixed-pool.ts";
 import { startEmbeddedPostgres } from "../lib/postgres.ts";
 import { merge } from "../lib/merge.ts";
 import type { Results } from "../lib/results.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { runScript, startTestForum } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tierload-pool-"));

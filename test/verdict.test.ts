@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Results } from "../lib/results.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { runScript, startTestForum } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tierload-verdict-"));

@@ -9,7 +9,7 @@ import { parseFlat } from "../lib/native-html.ts";
 import { evaluateFlat, flatQueryType, flatString } from "../lib/xpath-flat.ts";
 import { createSession, fetchPage, queryAll, queryOne, queryRows } from "../lib/fetchData.ts";
 import { createThread, getForumId, postReply, signup } from "../lib/forum.ts";
-import type { RunningForum } from "../scripts/forum-server.ts";
+import type { RunningForum } from "../scripts/forum-process.ts";
 import { startTestForum } from "./helpers.ts";
 import { documentCases } from "./html5lib-cases.ts";
 
