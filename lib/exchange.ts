@@ -1,13 +1,14 @@
 /**
- * One HTTP exchange as tier 3 makes it: node:http with keep-alive agents, a timeout that settles it under either
- * runtime, the body decompressed (gzip, deflate, br) and capped, before and after decompression, at the session's
+ * One HTTP exchange as tier 3 makes it: lib/http1.ts's connections kept alive, a timeout that settles it under
+ * either runtime, the body decompressed (gzip, deflate, br) and capped, before and after decompression, at the session's
  * limit. No redirects followed here: lib/fetchData.ts follows them hop by hop.
  *
  *   const answer = await exchange(new URL(url), "GET", headers, undefined, { timeoutMs: 30_000, maxResponseBytes });
  */
-import { Agent as HttpAgent, type IncomingHttpHeaders, request as httpRequest } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { IncomingHttpHeaders } from "node:http";
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from "node:zlib";
+import { send } from "./http1.ts";
+
 export interface Answer {
   status: number;
   statusText: string;
@@ -18,79 +19,30 @@ export interface Answer {
   wireBytes: number;
 }
 
-// node:http with keep-alive agents rather than fetch: a load test sends every request through here,
-// and fetch's streams, Headers and AbortSignals cost the generator about a fifth of its CPU.
-const agents = {
-  "http:": new HttpAgent({ keepAlive: true, maxSockets: Infinity }),
-  "https:": new HttpsAgent({ keepAlive: true, maxSockets: Infinity }),
-};
+// Our own HTTP/1.1 client (lib/http1.ts) rather than fetch or node:http: a load test sends every request through
+// here; fetch's streams, Headers and AbortSignals cost the generator about a fifth of its CPU, and node:http's
+// ClientRequest, streams and agent about 100 µs a request more than lib/http1.ts (see there).
 
 /** One HTTP exchange, no redirects followed; rejects with the reason (refused, reset, no answer in time). */
-export function exchange(
+export async function exchange(
   url: URL,
   method: string,
   headers: Record<string, string>,
   body: Uint8Array | undefined,
   { timeoutMs, maxResponseBytes }: { timeoutMs: number; maxResponseBytes: number },
 ): Promise<Answer> {
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-  const agent = agents[url.protocol as keyof typeof agents];
-  if (!agent) return Promise.reject(new Error(`${url.protocol} is not HTTP`));
-  return new Promise((resolve, reject) => {
-    const tooLarge = (size: string) => {
-      fail(new Error(`the answer is larger than the limit of ${bytes(maxResponseBytes)} (${size}; maxResponseBytes)`));
-      req.destroy();
-    };
-    // The path as the URL has it: an empty query (`action?`, as a GET form without fields sends) is kept.
-    const path = url.pathname + (url.search || (url.href.split("#")[0].endsWith("?") ? "?" : ""));
-    const options = { protocol: url.protocol, hostname: url.hostname, port: url.port, path, method, headers, agent };
-    const req = send(options, (res) => {
-      answered = true;
-      const declared = Number(res.headers["content-length"]);
-      if (declared > maxResponseBytes) return tooLarge(`Content-Length ${bytes(declared)}`);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxResponseBytes) tooLarge(`more than that arrived`);
-        else chunks.push(chunk);
-      });
-      res.on("end", () => {
-        clearTimeout(timer);
-        let decoded: Uint8Array;
-        try {
-          decoded = decompress(Buffer.concat(chunks), res.headers["content-encoding"], maxResponseBytes);
-        } catch (error) {
-          return fail(error as Error);
-        }
-        resolve({
-          status: res.statusCode ?? 0,
-          statusText: res.statusMessage ?? "",
-          headers: res.headers,
-          body: decoded,
-          wireBytes: size,
-        });
-      });
-      res.on("error", fail);
-    });
-    // The timeout settles the promise itself: under Deno, destroying a request on a reused
-    // keep-alive socket does not make it fail, and its answer would still arrive.
-    const timer = setTimeout(() => {
-      fail(new Error(`no answer within ${timeoutMs} ms`));
-      req.destroy();
-    }, timeoutMs);
-    let answered = false;
-    function fail(error: Error & { code?: string }) {
-      clearTimeout(timer);
-      const message = error.code && !error.message.includes(error.code)
-        ? `${error.code}: ${error.message}`
-        : error.message;
-      const staleConnection = req.reusedSocket && !answered && (error.code === "ECONNRESET" || error.code === "EPIPE");
-      reject(Object.assign(new Error(message), { staleConnection }));
-    }
-    req.on("error", fail);
-    req.end(body);
-  });
+  const tooLarge = (declared: number | null) =>
+    `the answer is larger than the limit of ${bytes(maxResponseBytes)} (${
+      declared === null ? "more than that arrived" : `Content-Length ${bytes(declared)}`
+    }; maxResponseBytes)`;
+  const answer = await send(url, method, headers, body, { timeoutMs, maxBodyBytes: maxResponseBytes, tooLarge });
+  return {
+    status: answer.status,
+    statusText: answer.statusText,
+    headers: answer.headers,
+    body: decompress(answer.body, answer.headers["content-encoding"], maxResponseBytes),
+    wireBytes: answer.body.length,
+  };
 }
 
 /**
