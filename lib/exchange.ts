@@ -21,7 +21,7 @@ export interface Answer {
 
 // Our own HTTP/1.1 client (lib/http1.ts) rather than fetch or node:http: a load test sends every request through
 // here; fetch's streams, Headers and AbortSignals cost the generator about a fifth of its CPU, and node:http's
-// ClientRequest, streams and agent about 100 µs a request more than lib/http1.ts (see there).
+// ClientRequest, streams and agent more than lib/http1.ts (figures there).
 
 /** One HTTP exchange, no redirects followed; rejects with the reason (refused, reset, no answer in time). */
 export async function exchange(

@@ -1,12 +1,15 @@
 /**
  * HTTP/1.1 as a load generator needs it, on node:net and node:tls sockets kept alive per origin: one request at
  * a time on a connection, the answer framed by Content-Length, chunked encoding or the connection's close
- * (RFC 9112, section 6), informational answers skipped, headers folded into one object as node:http does. What a
- * page load costs the generator is mostly this path: node:http's ClientRequest, its streams and its agent cost
- * about 175 µs of CPU a request on loopback against 70 µs for this (/tmp/hb/h.mjs in the commit that brought it:
- * 4000 GETs of the forum's login page, 20 at once, process.cpuUsage(); under Deno 155 against 66).
+ * (RFC 9112, section 6), informational answers skipped, headers folded into one object as node:http does. Most
+ * of what a page load costs the generator outside parsing is this path, and node:http's ClientRequest, streams
+ * and agent cost more: `npx tsx bench/http1.bench.ts` (the forum's login page, 20 at once) gave 58-73 µs of CPU a
+ * request here against 66-113 for node:http, under Deno 55-79 against 69-94; whole 300 x 5 runs against one forum
+ * (`npx tsx scripts/load.ts --url URL --users 300 --actions 5`, alternating with the commit before) 10.0-11.2
+ * CPU-s against 11.8-12.7.
  *
- *   const answer = await send(new URL("http://127.0.0.1:8080/myapp/"), "GET", headers, undefined, 30_000);
+ *   const limits = { timeoutMs: 30_000, maxBodyBytes: 1 << 24, tooLarge: () => "too large" };
+ *   const answer = await send(new URL("http://127.0.0.1:8080/myapp/"), "GET", headers, undefined, limits);
  *   answer.status; answer.headers["set-cookie"]; answer.body   // the body as it came: still compressed, say
  *
  * Errors are plain, with a `code` where the socket gave one (ECONNREFUSED, ECONNRESET), and `staleConnection`
