@@ -8,7 +8,6 @@ import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { cpus, platform } from "node:os";
 import { performance } from "node:perf_hooks";
-import pg from "pg";
 import { histogram, microseconds } from "./histogram.ts";
 
 /** Answers, when called, the share of the machine's CPU time that was busy since this call. */
@@ -154,6 +153,8 @@ WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND applicatio
  * open files from /proc.
  */
 export async function samplePostgres(databaseUrl: string, onSample: (sample: PgSample) => void): Promise<PgSampler> {
+  // Imported here: the event-loop watch, which every worker thread runs, needs no database driver.
+  const { default: pg } = await import("pg");
   const client = new pg.Client({ connectionString: databaseUrl, application_name: SAMPLER_NAME });
   client.on("error", () => {});
   await client.connect();
