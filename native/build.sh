@@ -27,7 +27,8 @@ rm -rf "$WORK"
 mkdir -p "$WORK/cargo-home"
 cp -r "$HERE/html5ever-flat" "$WORK/src"
 # Three crates are patched (native/patches/): html5ever and markup5ever to follow the WHATWG spec's changes since
-# their release, tendril to push a character without formatting it.
+# their release (and html5ever not to allocate per token), tendril to push a character without formatting it and
+# to move short strings without calls to memcpy.
 for crate in html5ever-0.26.0 markup5ever-0.11.0 tendril-0.4.0; do
   cp -r "/usr/share/cargo/registry/$crate" "$WORK/$crate"
   patch -s -d "$WORK/$crate" -p2 <"$HERE/patches/$crate.patch"
