@@ -3,9 +3,14 @@
 // real server would send it.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { promisify } from "node:util";
 import { send } from "../lib/http1.ts";
 import { createSession, fetchPage } from "../lib/fetchData.ts";
+import { runtimeCommand } from "../lib/process.ts";
 
 type Play = (socket: Socket, request: string) => void;
 
@@ -200,4 +205,45 @@ test("a kept-alive connection the server closed while idle is replaced, and the 
   await fetchPage(session, "then-close");
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.equal((await fetchPage(session, "then-close")).body, "<p>x");
+});
+
+describe("over TLS", () => {
+  // A certificate for localhost and 127.0.0.1, made once for these tests (openssl req -x509, 100 years).
+  const cert = new URL("./fixtures/tls-localhost.crt", import.meta.url);
+  const key = new URL("./fixtures/tls-localhost.key", import.meta.url);
+  let tls: ReturnType<typeof createHttpsServer>;
+  let origin: string;
+  let connections = 0;
+
+  before(async () => {
+    tls = createHttpsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+      res.setHeader("content-type", "text/html");
+      res.end(`<p>secret ${req.url}</p>`);
+    });
+    tls.on("secureConnection", () => connections++);
+    await new Promise<void>((resolve) => tls.listen(0, "127.0.0.1", resolve));
+    origin = `https://localhost:${(tls.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise((resolve) => tls.close(resolve)));
+
+  test("a certificate the machine does not trust fails the request, naming the URL and why", async () => {
+    await assert.rejects(
+      fetchPage(createSession(origin + "/"), "x"),
+      /GET https:\/\/localhost:\d+\/x failed: .*self[- ]signed/i,
+    );
+  });
+
+  // Deno's node:tls trusts neither DENO_CERT nor --cert (a Deno child given either still answered "self-signed
+  // certificate" here), and tier 3 takes no certificate of its own: under Deno only the refusal is tested.
+  const trusting = process.versions.deno ? test.skip : test;
+  trusting("a trusted one (NODE_EXTRA_CA_CERTS) carries the pages over one connection kept alive", async () => {
+    const script = new URL("./fixtures/fetch-twice.ts", import.meta.url).pathname;
+    const [command, ...args] = runtimeCommand(script, [origin + "/"]);
+    const before = connections;
+    const { stdout } = await promisify(execFile)(command, args, {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: cert.pathname },
+    });
+    assert.equal(stdout, "<p>secret /a</p> <p>secret /b</p>\n");
+    assert.equal(connections - before, 1);
+  });
 });
