@@ -1,7 +1,7 @@
 /**
  * One HTTP exchange as tier 3 makes it: lib/http1.ts's connections kept alive, a timeout that settles it under
- * either runtime, the body decompressed (gzip, deflate, br) and capped, before and after decompression, at the session's
- * limit. No redirects followed here: lib/fetchData.ts follows them hop by hop.
+ * either runtime, the body decompressed (gzip, deflate, br) and capped, before and after decompression, at the
+ * session's limit. No redirects followed here: lib/fetchData.ts follows them hop by hop.
  *
  *   const answer = await exchange(new URL(url), "GET", headers, undefined, { timeoutMs: 30_000, maxResponseBytes });
  */

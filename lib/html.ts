@@ -12,8 +12,8 @@
  * - parsed pages are built by constructors of our own that set linkedom's fields (linkedom's register
  *   every node in a WeakMap, which made garbage collection superlinear): their nodes take no
  *   addEventListener.
- * A process that uses xpath, or linkedom's CommonJS build, for anything else gets the fixed behaviour too. Nothing here
- * knows HTTP; lib/fetchData.ts builds on it.
+ * A process that uses xpath, or linkedom's CommonJS build, for anything else gets the fixed behaviour too.
+ * Nothing here knows HTTP; lib/fetchData.ts builds on it.
  *
  *   const doc = parseHtml("<table><tr class=thread><td>1</table>");
  *   evaluateXPath(doc, "count(//html:tr[@class='thread'])");        // 1
@@ -54,7 +54,8 @@ let PRIVATE: symbol, CLASS_LIST: symbol, DATASET: symbol, STYLE: symbol, CHANGED
 let DocumentType: new (doc: Document, name: string, publicId: string, systemId: string) => DocumentType;
 let ShapedText: ReturnType<typeof shapedLike>;
 let ShapedAttr: ReturnType<typeof shapedLike>;
-let fastElements = false;
+/** Whether parseHtml builds nodes itself (see fastNodes). */
+let ownNodes = false;
 
 /** Loads linkedom and parse5, finds linkedom's links and fields, and patches it (see the top of this file). */
 function loadDom(): typeof Linkedom.DOMParser {
@@ -79,7 +80,7 @@ function loadDom(): typeof Linkedom.DOMParser {
   CHANGED = linkedomSymbol(probe.createAttribute("a"), "changed");
   ShapedText = shapedLike(probe.createTextNode("x"), TextNode, "x");
   ShapedAttr = shapedLike(probe.createAttribute("a"), AttrNode, "a", "");
-  fastElements = Boolean(shapedLike(probe.createElement("td"), ElementNode, "td"));
+  ownNodes = Boolean(ShapedText && ShapedAttr && shapedLike(probe.createElement("td"), ElementNode, "td"));
   orderFromStamps(findPrototypeWith(probeElement, "compareDocumentPosition"));
   attrNodeValue(Object.getPrototypeOf(probe.createAttribute("a")));
   return DOMParser = linkedom.DOMParser;
@@ -204,7 +205,7 @@ function createAttr(document: Linked, name: string, value: string): Linked {
 /** Whether parseHtml builds nodes itself (true) or had to fall back to linkedom's constructors. */
 export function fastNodes(): boolean {
   loadDom();
-  return Boolean(ShapedText && ShapedAttr && fastElements);
+  return ownNodes;
 }
 
 function createAdapter(document: Linked): TreeAdapter<DefaultTreeAdapterMap> {
