@@ -77,10 +77,19 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
   let metrics: MetricsServer | null = null;
   let samplerError: string | undefined;
   let stoppedEarly: string | undefined;
+  /** Why the application this run starts did not start, when a Ctrl-C came first (then nothing runs). */
+  let notStarted: string | undefined;
   try {
     if (!options.url) log(`Starting the application for this run (no --url given)`);
-    app = options.url ? null : await scenario.start!(options);
-    const url = options.url ?? app!.url;
+    app = options.url ? null : await scenario.start!(options).catch((error: Error) => {
+      // A Ctrl-C reaches the terminal's whole process group, and so an application starting in it (or a child
+      // not yet in a group of its own) can die of the same signal: the run was interrupted, it did not fail.
+      if (!interrupted) throw error;
+      notStarted = error.message;
+      log(`${notStarted}: no action runs`);
+      return null;
+    });
+    const url = options.url ?? app?.url ?? "";
     workers = await userThreads(
       scenario.file,
       Math.min(options.workers ?? 1, users, open?.maxActive ?? users),
@@ -117,7 +126,7 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     );
     if (metrics) log(`Metrics for Prometheus: ${metrics.url}`);
     const [lead] = workers;
-    const setup = scenario.setup ? await lead.ask<unknown>({ setup: { url, options } }) : undefined;
+    const setup = scenario.setup && !notStarted ? await lead.ask<unknown>({ setup: { url, options } }) : undefined;
     const share = options.instances === undefined
       ? ""
       : open
@@ -127,13 +136,15 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
       ? `users arriving at ${stagesInWords(plan.stages)} (${plan.total} in all, at most ${options.maxActive} ` +
         `in flight)`
       : `${users} users`;
-    log(
-      `Loading ${redactUrl(url)} with ${model} x ${options.actions} actions${
-        options.pace ? `, one every ${options.pace} ms` : ""
-      } (seed ${options.seed}, instance ${me.name}${share}${
-        workers.length > 1 ? `, ${workers.length} worker threads` : ""
-      })`,
-    );
+    if (!notStarted) {
+      log(
+        `Loading ${redactUrl(url)} with ${model} x ${options.actions} actions${
+          options.pace ? `, one every ${options.pace} ms` : ""
+        } (seed ${options.seed}, instance ${me.name}${share}${
+          workers.length > 1 ? `, ${workers.length} worker threads` : ""
+        })`,
+      );
+    }
     if (options.startAt !== undefined && !interrupted) await untilStart(options.startAt, log, io.signal);
 
     const started = Date.now();
@@ -179,8 +190,11 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
     await sampler?.stop();
 
     const combined = combine(shares.map((share) => share.results));
-    const check = scenario.check
-      ? await endCheck(scenario, lead, {
+    const check = !scenario.check
+      ? null
+      : notStarted
+      ? notChecked(scenario, "exact", `the application did not start: ${notStarted}`)
+      : await endCheck(scenario, lead, {
         url,
         options,
         setup,
@@ -189,15 +203,19 @@ export async function runLoad(scenario: AnyScenario, options: LoadOptions, io: R
         failures: Object.fromEntries(
           [...combined.metrics].filter(([, m]) => m.kind === "action" && m.errors > 0).map(([n, m]) => [n, m.errors]),
         ),
-      }, log)
-      : null;
+      }, log);
 
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const coreShare = endedAt > started ? cpuSeconds / ((endedAt - started) / 1000) : 0;
     const loops = shares.map((share) => share.loop);
     return buildResults({
       ...combined,
-      settings: settingsOf(scenario, options, { users, url, embedded: app !== null, app: app?.name }),
+      settings: settingsOf(scenario, options, {
+        users,
+        url: notStarted ? "(the application, which did not start)" : url,
+        embedded: app !== null,
+        app: app?.name,
+      }),
       instances: [me.name],
       instanceDetails: [{
         instance: me.name,
@@ -262,17 +280,14 @@ async function endCheck(
     const answer = await lead.ask<CheckAnswer>({ check: context });
     return { name, counts, ...answer, findings: answer.findings.slice(0, 20), checked: true };
   } catch (error) {
-    return {
-      name,
-      checked: false,
-      ok: false,
-      counts,
-      counted: {},
-      summary: "",
-      findings: [],
-      note: `the check could not run: ${(error as Error).message}`,
-    };
+    return notChecked(scenario, counts, `the check could not run: ${(error as Error).message}`);
   }
+}
+
+/** The end-state check that did not run, and why. */
+function notChecked(scenario: AnyScenario, counts: EndCheck["counts"], note: string): EndCheck {
+  const name = scenario.checkName ?? "End state";
+  return { name, checked: false, ok: false, counts, counted: {}, summary: "", findings: [], note };
 }
 
 let toolKeys: Set<string> | undefined;

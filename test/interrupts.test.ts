@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runtimeCommand } from "../lib/process.ts";
 import type { Results } from "../lib/results.ts";
 import {
   alive,
@@ -88,6 +89,21 @@ test("Ctrl-C while the embedded forum starts: no action starts, the report says 
   assert.match(stdout, /Interrupted after [\d.]+ s: 0 actions/);
   assert.match(stdout, /\nVerdict: INTERRUPTED: what ran failed: no action was attempted/);
   await eventually("every process it started to end", () => started.every((pid) => !alive(pid)));
+});
+
+test("Ctrl-C that the starting application dies of too: the run ends interrupted, exit 130, its check not run", async () => {
+  // An application in the terminal's process group (or a child not yet in a group of its own) gets the same
+  // Ctrl-C: this one's start fails on it, as the forum's did once in CI (its SIGINT came before setsid).
+  const file = new URL("./fixtures/dies-on-ctrl-c.ts", import.meta.url).pathname;
+  const run = startCommand(runtimeCommand(file, ["--users", "2", "--actions", "1"]), { group: true });
+  await waitFor(run, "stderr", "starting");
+  signalGroup(run.child, "SIGINT");
+  const { status, stdout, stderr } = await run.done;
+  assert.equal(status, 130, stderr);
+  assert.match(stderr, /the application ended \(SIGINT\) before it was ready: no action runs/);
+  assert.match(stdout, /Interrupted after [\d.]+ s: 0 actions/);
+  assert.match(stdout, /Nothing lost: not checked \(the application did not start: the application ended \(SIGINT\)/);
+  assert.match(stdout, /\nVerdict: INTERRUPTED: what ran failed: no action was attempted/);
 });
 
 test("Ctrl-C while waiting for --start-at: the wait ends at once, no action starts, exit 130", async () => {
