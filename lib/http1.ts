@@ -3,10 +3,11 @@
  * a time on a connection, the answer framed by Content-Length, chunked encoding or the connection's close
  * (RFC 9112, section 6), informational answers skipped, headers folded into one object as node:http does. Most
  * of what a page load costs the generator outside parsing is this path, and node:http's ClientRequest, streams
- * and agent cost more: `npx tsx bench/http1.bench.ts` (the forum's login page, 20 at once) gave 58-73 µs of CPU a
- * request here against 66-113 for node:http, under Deno 55-79 against 69-94; whole 300 x 5 runs against one forum
- * (`npx tsx scripts/load.ts --url URL --users 300 --actions 5`, alternating with the commit before) 10.0-11.2
- * CPU-s against 11.8-12.7.
+ * and agent cost more: `npx tsx bench/http1.bench.ts` (the forum's login page, 20 at once) gave 50-61 µs of CPU a
+ * request here against 62-98 for node:http, under Deno 87-100 against 106-129 (a busier hour; 55-79 against
+ * 69-94 before); whole 300 x 5 runs against one forum (`npx tsx scripts/load.ts --url URL --users 300 --actions 5`,
+ * alternating with the commit before) 10.0-11.2 CPU-s against 11.8-12.7. Plain connections read through `onread`
+ * into one shared buffer, not a stream: 44-66 µs against 47-74 with 'data' events under Node, the same under Deno.
  *
  *   const limits = { timeoutMs: 30_000, maxBodyBytes: 1 << 24, tooLarge: () => "too large" };
  *   const answer = await send(new URL("http://127.0.0.1:8080/myapp/"), "GET", headers, undefined, limits);
@@ -77,48 +78,41 @@ export function send(
     const reader = new AnswerReader(method, maxBodyBytes, tooLarge);
     let received = false;
     const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-
-    const onData = (chunk: Buffer) => {
-      received = true;
-      let done: RawAnswer | null;
-      try {
-        done = reader.push(chunk);
-      } catch (error) {
-        return fail(error as Error);
-      }
-      if (done) finish(done, reader.reusable && !reader.extra);
-    };
-    const onEnd = () => {
-      try {
-        const done = reader.end();
-        if (done) return finish(done, false);
-      } catch (error) {
-        return fail(error as Error);
-      }
-    };
-    const onClose = () => fail(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }));
-    socket.on("data", onData);
-    socket.on("end", onEnd);
-    socket.on("close", onClose);
-    socket.on("error", fail);
+    reading.set(socket, {
+      data(chunk) {
+        received = true;
+        let done: RawAnswer | null;
+        try {
+          done = reader.push(chunk);
+        } catch (error) {
+          return fail(error as Error);
+        }
+        if (done) finish(done, reader.reusable && !reader.extra);
+      },
+      end() {
+        try {
+          const done = reader.end();
+          if (done) return finish(done, false);
+        } catch (error) {
+          return fail(error as Error);
+        }
+      },
+      close: () => fail(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" })),
+      error: fail,
+    });
     socket.ref();
     socket.write(bytes);
 
-    function detach() {
-      clearTimeout(timer);
-      socket.off("data", onData);
-      socket.off("end", onEnd);
-      socket.off("close", onClose);
-      socket.off("error", fail);
-    }
     function finish(answer: RawAnswer, reusable: boolean) {
-      detach();
+      clearTimeout(timer);
+      reading.delete(socket);
       if (reusable) putIdle(origin, socket, reader.keepAliveMs);
       else socket.destroy();
       resolve(answer);
     }
     function fail(error: SendError) {
-      detach();
+      clearTimeout(timer);
+      reading.delete(socket);
       socket.destroy();
       const message = error.code && !error.message.includes(error.code)
         ? `${error.code}: ${error.message}`
@@ -136,41 +130,62 @@ function target(url: URL): string {
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/** What a connection's events go to while a request reads its answer. */
+interface Reading {
+  data(chunk: Buffer): void;
+  end(): void;
+  close(): void;
+  error(error: SendError): void;
+}
+
+/** Each connection's current request; an idle connection has none, and anything it hears drops it. */
+const reading = new WeakMap<Socket, Reading>();
+
+/**
+ * Where plain connections read into: every read is handled before the next, and the reader copies what it
+ * keeps, so one buffer serves them all and no read goes through a stream (`onread`, in Node and Deno).
+ */
+const READ_BUFFER = Buffer.alloc(64 * 1024);
+
 function open(url: URL): Socket {
   const host = url.hostname.replace(/^\[|\]$/g, "");
+  let socket: Socket;
   if (url.protocol === "https:") {
     const port = Number(url.port || 443);
-    return connectTls({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"] });
-  }
-  if (url.protocol !== "http:") throw new Error(`${url.protocol} is not HTTP`);
-  const socket = connectTcp({ host, port: Number(url.port || 80) });
-  socket.setNoDelay(true);
+    socket = connectTls({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"] });
+    socket.on("data", (chunk: Buffer) => heard(socket, chunk));
+  } else if (url.protocol === "http:") {
+    socket = connectTcp({
+      host,
+      port: Number(url.port || 80),
+      onread: { buffer: READ_BUFFER, callback: (length) => heard(socket, READ_BUFFER.subarray(0, length)) },
+    });
+    socket.setNoDelay(true);
+  } else throw new Error(`${url.protocol} is not HTTP`);
+  socket.on("end", () => reading.get(socket)?.end() ?? socket.destroy());
+  socket.on("close", () => reading.get(socket)?.close());
+  socket.on("error", (error) => reading.get(socket)?.error(error) ?? socket.destroy());
   return socket;
+}
+
+/** Hands what a connection heard to its request; answers true, to go on reading. */
+function heard(socket: Socket, chunk: Buffer): boolean {
+  const current = reading.get(socket);
+  if (current) current.data(chunk);
+  else socket.destroy();
+  return true;
 }
 
 function takeIdle(origin: string): Socket | undefined {
   const sockets = idle.get(origin);
   for (let kept = sockets?.pop(); kept; kept = sockets!.pop()) {
-    if (kept.until > Date.now() && kept.socket.writable && !kept.socket.readableEnded) {
-      kept.socket.off("close", forget);
-      kept.socket.off("error", forget);
-      kept.socket.off("data", forget);
-      return kept.socket;
-    }
+    if (kept.until > Date.now() && kept.socket.writable && !kept.socket.readableEnded) return kept.socket;
     kept.socket.destroy();
   }
   return undefined;
 }
 
-/** An idle connection the server closes, or that hears anything, is dropped. */
-function forget(this: Socket) {
-  this.destroy();
-}
-
 function putIdle(origin: string, socket: Socket, keepAliveMs: number) {
-  socket.on("close", forget);
-  socket.on("error", forget);
-  socket.on("data", forget);
   socket.unref();
   let sockets = idle.get(origin);
   if (!sockets) idle.set(origin, sockets = []);
@@ -211,7 +226,7 @@ class AnswerReader {
         if (data.length > MAX_HEAD_BYTES) {
           throw new Error(`the answer's headers are larger than ${MAX_HEAD_BYTES} bytes`);
         }
-        this.buffered = data;
+        this.buffered = Buffer.from(data);
         return null;
       }
       const answer = this.head(data.toString("latin1", 0, end));
@@ -327,7 +342,7 @@ class AnswerReader {
         this.chunkState = this.remaining === 0 ? "trailer" : "data";
       }
     }
-    if (at < data.length) this.buffered = data.subarray(at);
+    if (at < data.length) this.buffered = Buffer.from(data.subarray(at));
     if (this.buffered && this.buffered.length > MAX_HEAD_BYTES) {
       throw new Error("the answer's chunked body is malformed: a line without its end");
     }
@@ -338,7 +353,7 @@ class AnswerReader {
     if (!data.length) return;
     this.size += data.length;
     if (this.size > this.maxBodyBytes) throw new Error(this.tooLarge(null));
-    this.chunks.push(data);
+    this.chunks.push(Buffer.from(data));
   }
 
   private whole(): RawAnswer {

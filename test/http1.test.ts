@@ -103,6 +103,31 @@ describe("lib/http1.ts reads an answer however the server frames it", () => {
     assert.notEqual(a, b, "a connection the server said it closes is not used again");
   });
 
+  test("answers arriving at once on many connections, each in pieces, each keep their own bytes", async () => {
+    // Every framing keeps bytes across reads: the head cut, a Content-Length body, chunks, a body to the close.
+    const body = (n: number) => `${["length", "chunked", "close"][n % 3]}-${String(n).padStart(7, "0")}`;
+    const answers = (n: number) => [
+      `HTTP/1.1 200 OK\r\nContent-Length: ${body(n).length}\r\n\r\n${body(n)}`,
+      `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n${body(n).slice(0, 6)}\r\n${
+        (body(n).length - 6).toString(16)
+      }\r\n${body(n).slice(6)}\r\n0\r\n\r\n`,
+      `HTTP/1.0 200 OK\r\n\r\n${body(n)}`,
+    ];
+    for (let n = 0; n < 30; n++) {
+      // The server closes each connection once it has answered: the answer framed by the close needs it, and
+      // the others' connections then do not outlive the test.
+      plays.set(`/mixed-${n}`, (socket) => {
+        inPieces(socket, answers(n)[n % 3].match(/[^]{1,5}/g)!);
+        setTimeout(() => socket.end(), 200);
+      });
+    }
+    const bodies = await Promise.all(Array.from({ length: 30 }, (_, n) => get(`/mixed-${n}`)));
+    assert.deepEqual(
+      bodies.map((b) => b.body.toString()),
+      Array.from({ length: 30 }, (_, n) => body(n)),
+    );
+  });
+
   test("headers fold as node:http folds them: Set-Cookie a list, Content-Type the first, others joined", async () => {
     plays.set("/headers", (s) =>
       s.write(
