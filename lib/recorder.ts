@@ -58,6 +58,8 @@ interface Second {
   arrivals: number;
   dropped: number;
   pgActive: number;
+  /** The p99 in ms, kept once asked: the progress line asks it of past seconds, which no longer change. */
+  p99?: number;
 }
 
 /** Everything a run measures, as it happens. */

@@ -432,7 +432,9 @@ export function progressOf(recorder: Recorder, window: number): Progress {
     failed: recorder.errors("action"),
     activeUsers: recorder.activeUsers,
     requestsPerSecond: recent.reduce((n, s) => n + s.requests, 0) / window,
-    p99: recent.length ? Math.max(0, ...recent.map((s) => s.histogram.getValueAtPercentile(99) / 1000)) : null,
+    p99: recent.length
+      ? Math.max(0, ...recent.map((s) => s.p99 ??= s.histogram.getValueAtPercentile(99) / 1000))
+      : null,
     pgBackends: recorder.pgBackends,
     arrivals: recorder.arrivals && {
       started: recorder.arrivals.started,
