@@ -294,9 +294,13 @@ interface Outgoing {
 }
 
 async function navigate(session: Session, method: "GET" | "POST", url: string, outgoing: Outgoing): Promise<Page> {
-  if (!URL.canParse(url, session.baseUrl)) throw new Error(`Cannot ${method} ${JSON.stringify(url)}: it is not a URL`);
   // A fragment stays on the page's URL (`thread?id=7#post-9`) and is never sent.
-  let target = new URL(url, session.baseUrl);
+  let target: URL;
+  try {
+    target = new URL(url, session.baseUrl);
+  } catch {
+    throw new Error(`Cannot ${method} ${JSON.stringify(url)}: it is not a URL`);
+  }
   let { body } = outgoing;
   // A page the user typed in has no initiator; a POST without a page is taken as coming from its own site.
   const initiator = outgoing.from ? new URL(outgoing.from.url) : body ? target : undefined;
