@@ -162,18 +162,23 @@ function open(url: URL): Socket {
     });
     socket.setNoDelay(true);
   } else throw new Error(`${url.protocol} is not HTTP`);
-  socket.on("end", () => reading.get(socket)?.end() ?? socket.destroy());
+  socket.on("end", () => toRequest(socket, (current) => current.end()));
   socket.on("close", () => reading.get(socket)?.close());
-  socket.on("error", (error) => reading.get(socket)?.error(error) ?? socket.destroy());
+  socket.on("error", (error) => toRequest(socket, (current) => current.error(error)));
   return socket;
 }
 
 /** Hands what a connection heard to its request; answers true, to go on reading. */
 function heard(socket: Socket, chunk: Buffer): boolean {
-  const current = reading.get(socket);
-  if (current) current.data(chunk);
-  else socket.destroy();
+  toRequest(socket, (current) => current.data(chunk));
   return true;
+}
+
+/** Passes a connection's event to its current request; an idle connection that hears anything is dropped. */
+function toRequest(socket: Socket, pass: (current: Reading) => void): void {
+  const current = reading.get(socket);
+  if (current) pass(current);
+  else socket.destroy();
 }
 
 function takeIdle(origin: string): Socket | undefined {
