@@ -7,7 +7,7 @@
  * request here against 62-98 for node:http, under Deno 87-100 against 106-129 (a busier hour; 55-79 against
  * 69-94 before); whole 300 x 5 runs against one forum (`npx tsx scripts/load.ts --url URL --users 300 --actions 5`,
  * alternating with the commit before) 10.0-11.2 CPU-s against 11.8-12.7. Plain connections read through `onread`
- * into one shared buffer, not a stream: 44-66 µs against 47-74 with 'data' events under Node, the same under Deno.
+ * into one shared buffer, not a stream: 40-66 µs against 47-74 with 'data' events under Node, the same under Deno.
  *
  *   const limits = { timeoutMs: 30_000, maxBodyBytes: 1 << 24, tooLarge: () => "too large" };
  *   const answer = await send(new URL("http://127.0.0.1:8080/myapp/"), "GET", headers, undefined, limits);
